@@ -1,0 +1,205 @@
+//! The command-line contract. Scripts, cron lines and CI jobs are written against it: change it
+//! only on purpose.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::rules::{AllowRule, LabelSelector};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  diff, enforce --dry-run   0 in sync, 1 drift, 2 error
+  enforce                   0 the host matches the list after the pass,
+                            1 an action failed or drift remains, 2 could not run
+  snapshot, forget          0 done, 2 error
+
+Examples:
+  guestlist snapshot --scope label=team=web     record what runs now
+  guestlist diff --format json                  what drifted, for a script
+  guestlist enforce --dry-run                   what a pass would do
+  guestlist snapshot web                        approve the current web container";
+
+/// Keep a Docker host running exactly the containers on its list.
+#[derive(Debug, Parser)]
+#[command(name = "guestlist", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// State file [default: <user data dir>/guestlist/state.json]
+    #[arg(long, global = true, env = "GUESTLIST_STATE", value_name = "PATH")]
+    pub state: Option<PathBuf>,
+
+    /// Engine endpoint, e.g. unix:///var/run/docker.sock or tcp://127.0.0.1:2375
+    /// [default: DOCKER_HOST, else unix:///var/run/docker.sock]
+    #[arg(
+        long,
+        global = true,
+        env = "DOCKER_HOST",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub host: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Record the containers running now as the list (or add/refresh the named ones)
+    #[command(after_help = EXIT_CODES)]
+    Snapshot(SnapshotArgs),
+    /// Drop containers from the list (they become extras)
+    #[command(after_help = EXIT_CODES)]
+    Forget(ForgetArgs),
+    /// Show what drifted from the list; exit 1 on drift
+    #[command(after_help = EXIT_CODES)]
+    Diff(DiffArgs),
+    /// Do one pass: recreate or start what is missing, stop and remove what is not allowed
+    #[command(after_help = EXIT_CODES)]
+    Enforce(EnforceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// Manage only containers with this label (label=KEY or label=KEY=VALUE; repeat to require
+    /// all). Stored in the state: later passes never see or touch anything outside it
+    #[arg(long = "scope", value_name = "SELECTOR", conflicts_with = "names")]
+    pub scope: Vec<LabelSelector>,
+
+    /// Tolerate extra containers matching a rule (name=GLOB, image=GLOB, label=KEY[=VALUE]):
+    /// they are neither removed nor restored
+    #[arg(long = "allow", value_name = "RULE", conflicts_with = "names")]
+    pub allow: Vec<AllowRule>,
+
+    /// Record stopped containers too (recreated when deleted, but not started)
+    #[arg(long)]
+    pub all: bool,
+
+    /// Overwrite an existing state file
+    #[arg(long, conflicts_with = "names")]
+    pub force: bool,
+
+    /// Add or refresh only these containers in the existing state
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// Containers to drop from the list
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct EnforceArgs {
+    /// Print the plan and change nothing (exits like diff)
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Grace period for stopping containers before they are killed (e.g. 10s, 1m, 0)
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub stop_timeout: std::time::Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// humantime, plus a bare `0` (kill at once), which is what people type.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    if text.trim() == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 10s, 1m30s, 0)"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("guestlist").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn the_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn snapshot_takes_scopes_rules_and_names() {
+        let cli = parse(&[
+            "snapshot",
+            "--scope",
+            "label=a",
+            "--scope",
+            "label=b=1",
+            "--allow",
+            "name=x*",
+            "--all",
+        ]);
+        let Command::Snapshot(args) = cli.command else {
+            panic!()
+        };
+        assert_eq!(args.scope.len(), 2);
+        assert_eq!(args.allow.len(), 1);
+        assert!(args.all);
+        let Command::Snapshot(args) = parse(&["snapshot", "web", "db"]).command else {
+            panic!()
+        };
+        assert_eq!(args.names, ["web", "db"]);
+    }
+
+    #[test]
+    fn names_cannot_be_combined_with_scope_or_force() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args.iter().copied());
+        assert!(parse(&["guestlist", "snapshot", "--scope", "label=a", "web"]).is_err());
+        assert!(parse(&["guestlist", "snapshot", "--force", "web"]).is_err());
+    }
+
+    #[test]
+    fn globals_and_durations_parse() {
+        let cli = parse(&[
+            "--state",
+            "/tmp/s.json",
+            "--host",
+            "unix:///x.sock",
+            "enforce",
+            "--stop-timeout",
+            "0",
+        ]);
+        assert_eq!(cli.state.unwrap().to_str(), Some("/tmp/s.json"));
+        assert_eq!(cli.host.as_deref(), Some("unix:///x.sock"));
+        let Command::Enforce(args) = cli.command else {
+            panic!()
+        };
+        assert_eq!(args.stop_timeout, std::time::Duration::ZERO);
+        let Command::Enforce(args) = parse(&["enforce", "--stop-timeout", "1m30s"]).command else {
+            panic!()
+        };
+        assert_eq!(args.stop_timeout.as_secs(), 90);
+        let Command::Diff(args) = parse(&["diff", "--format", "json"]).command else {
+            panic!()
+        };
+        assert_eq!(args.format, Format::Json);
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args.iter().copied());
+        assert!(parse(&["guestlist", "enforce", "--stop-timeout", "soon"]).is_err());
+        assert!(parse(&["guestlist", "snapshot", "--scope", "team=web"]).is_err());
+        assert!(parse(&["guestlist", "diff", "--format", "yaml"]).is_err());
+    }
+}

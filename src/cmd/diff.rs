@@ -1,0 +1,22 @@
+//! `guestlist diff`: observe and plan, then say what drifted. Changes nothing.
+
+use anyhow::Result;
+
+use super::{print, Outcome, Settings};
+use crate::cli::{DiffArgs, Format};
+use crate::{observe, plan, report};
+
+pub async fn run(settings: &Settings, args: DiffArgs) -> Result<Outcome> {
+    let state = settings.load_state()?;
+    let engine = settings.connect(std::time::Duration::ZERO).await?;
+    let plan = plan::plan(&state, &observe::allowed(&engine, &state).await?);
+    match args.format {
+        Format::Text => print(&report::plan_text(&plan)),
+        Format::Json => print(&format!("{}\n", report::plan_json(&plan))),
+    }
+    Ok(if plan.is_empty() {
+        Outcome::Clean
+    } else {
+        Outcome::Drift
+    })
+}

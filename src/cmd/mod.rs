@@ -1,0 +1,131 @@
+//! The subcommands, and what they share: resolving settings, loading the state, connecting,
+//! the outcome of a command and its exit code.
+
+mod diff;
+mod enforce;
+mod forget;
+mod snapshot;
+
+use std::fmt;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::cli::{Cli, Command};
+use crate::engine::{self, Engine};
+use crate::state::{self, LoadError, State};
+
+/// How a command ended, when it could run at all (could not run is an `Err`, exit 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// In sync, or done: exit 0.
+    Clean,
+    /// Drift found (`diff`, `enforce --dry-run`): exit 1.
+    Drift,
+    /// An action failed or drift remains after `enforce`: exit 1.
+    Failed,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> ExitCode {
+        match self {
+            Outcome::Clean => ExitCode::SUCCESS,
+            Outcome::Drift | Outcome::Failed => ExitCode::from(1),
+        }
+    }
+}
+
+/// The next step for the user, attached as the outermost context of an error and printed on a
+/// line of its own.
+#[derive(Debug)]
+pub struct Hint(pub String);
+
+impl fmt::Display for Hint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Print a fatal error once, as one line with its whole chain of causes, then the hint if any.
+pub fn print_error(err: &anyhow::Error) {
+    match err.downcast_ref::<Hint>() {
+        Some(hint) => {
+            let chain: Vec<String> = err.chain().skip(1).map(ToString::to_string).collect();
+            eprintln!("guestlist: {}\nhint: {hint}", chain.join(": "));
+        }
+        None => eprintln!("guestlist: {err:#}"),
+    }
+}
+
+/// Write a report to stdout. A closed stdout (`guestlist diff | head -1`) ends the output, not
+/// the program: the exit code must still tell the truth.
+pub fn print(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// What every command needs to know, resolved from flags, environment and defaults.
+pub struct Settings {
+    pub state_path: PathBuf,
+    pub endpoint: String,
+}
+
+impl Settings {
+    fn resolve(cli: &Cli) -> Result<Settings> {
+        let state_path = match &cli.state {
+            Some(path) => path.clone(),
+            None => state::default_path()?,
+        };
+        let endpoint = cli
+            .host
+            .clone()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| engine::DEFAULT_ENDPOINT.to_string());
+        Ok(Settings {
+            state_path,
+            endpoint,
+        })
+    }
+
+    /// Load the state file, with the next step when there is none.
+    pub fn load_state(&self) -> Result<State> {
+        match state::load(&self.state_path) {
+            Ok(state) => Ok(state),
+            Err(LoadError::NotFound(path)) => {
+                Err(anyhow::anyhow!("no state file at {}", path.display())).context(Hint(
+                    "run `guestlist snapshot` to record the containers running now".into(),
+                ))
+            }
+            Err(LoadError::Other(e)) => Err(e),
+        }
+    }
+
+    /// Connect to the engine. Each request may take as long as the longest stop grace period
+    /// plus a margin: a stop returns only once the container is down.
+    pub async fn connect(&self, stop_timeout: Duration) -> Result<Engine> {
+        let timeout = Duration::from_secs(120).max(stop_timeout + Duration::from_secs(60));
+        engine::connect(&self.endpoint, timeout).await
+    }
+}
+
+/// Run the parsed command line.
+pub fn run(cli: Cli) -> Result<Outcome> {
+    // One thread: the work is waiting on the engine, and a second thread costs start-up time
+    // on every cron run.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let settings = Settings::resolve(&cli)?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Snapshot(args) => snapshot::run(&settings, args).await,
+            Command::Forget(args) => forget::run(&settings, args),
+            Command::Diff(args) => diff::run(&settings, args).await,
+            Command::Enforce(args) => enforce::run(&settings, args).await,
+        }
+    })
+}

@@ -1,0 +1,128 @@
+//! `guestlist snapshot`: record the containers running now as the list, or add and refresh the
+//! named ones in the existing list (how an operator approves a new or updated container).
+
+use anyhow::{bail, Context, Result};
+
+use super::{print, Hint, Outcome, Settings};
+use crate::cli::SnapshotArgs;
+use crate::execute::REPLACEMENT_SUFFIX;
+use crate::observe::{self, Capture};
+use crate::plan::Observed;
+use crate::state::{self, Entry, State, VERSION};
+
+pub async fn run(settings: &Settings, args: SnapshotArgs) -> Result<Outcome> {
+    if args.names.is_empty() {
+        whole(settings, args).await
+    } else {
+        named(settings, args).await
+    }
+}
+
+async fn whole(settings: &Settings, args: SnapshotArgs) -> Result<Outcome> {
+    if settings.state_path.exists() && !args.force {
+        return Err(anyhow::anyhow!(
+            "state file {} already exists",
+            settings.state_path.display()
+        ))
+        .context(Hint(
+            "pass --force to replace it, or name containers to add or refresh just those".into(),
+        ));
+    }
+    let engine = settings.connect(std::time::Duration::ZERO).await?;
+    let observed = observe::host(&engine, &args.scope, Capture::All).await?;
+    let containers: Vec<Entry> = observed
+        .into_iter()
+        // A replacement under its temporary name is an unfinished pass, not a container.
+        .filter(|o| !o.name.ends_with(REPLACEMENT_SUFFIX))
+        .filter(|o| o.running || args.all)
+        .filter_map(entry)
+        .collect();
+    let mut state = State {
+        version: VERSION,
+        taken_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        engine: engine.info.clone(),
+        scope: args.scope,
+        allow: args.allow,
+        containers: Vec::new(),
+    };
+    state.upsert(containers);
+    state::save(&settings.state_path, &state)?;
+    print(&recorded(settings, &state, state.containers.iter()));
+    Ok(Outcome::Clean)
+}
+
+async fn named(settings: &Settings, args: SnapshotArgs) -> Result<Outcome> {
+    let mut state = settings.load_state().context(Hint(
+        "run `guestlist snapshot` without names first: a list of only the named containers \
+         would make every other container an extra"
+            .into(),
+    ))?;
+    let engine = settings.connect(std::time::Duration::ZERO).await?;
+    let wanted = args.names.iter().cloned().collect();
+    let observed = observe::host(&engine, &state.scope, Capture::Named(&wanted)).await?;
+    let mut entries = Vec::new();
+    for name in &args.names {
+        match observed
+            .iter()
+            .find(|o| &o.name == name)
+            .cloned()
+            .and_then(entry)
+        {
+            Some(entry) => entries.push(entry),
+            None if state.scope.is_empty() => {
+                bail!("no container named {name} on {}", engine.info.endpoint)
+            }
+            None => bail!(
+                "no container named {name} within the scope {} (nothing was changed)",
+                state
+                    .scope
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+        }
+    }
+    let names: Vec<String> = entries.iter().map(|e| e.name.clone()).collect();
+    state.upsert(entries);
+    state::save(&settings.state_path, &state)?;
+    let refreshed = state.containers.iter().filter(|e| names.contains(&e.name));
+    print(&recorded(settings, &state, refreshed));
+    Ok(Outcome::Clean)
+}
+
+fn entry(o: Observed) -> Option<Entry> {
+    Some(Entry {
+        running: o.running,
+        name: o.name,
+        spec: o.spec?,
+    })
+}
+
+fn recorded<'a>(
+    settings: &Settings,
+    state: &State,
+    entries: impl Iterator<Item = &'a Entry>,
+) -> String {
+    let mut out = String::new();
+    for e in entries {
+        let how = if e.running { "running" } else { "stopped" };
+        out += &format!("recorded {} (image {}, {how})\n", e.name, e.spec.image);
+    }
+    let scope = match state.scope.is_empty() {
+        true => "the whole host".to_string(),
+        false => state
+            .scope
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    out += &format!(
+        "wrote {}: {} containers allowed, scope {scope}, {} allow rules\n",
+        settings.state_path.display(),
+        state.containers.len(),
+        state.allow.len()
+    );
+    out
+}

@@ -1,0 +1,279 @@
+//! The only module that talks to the Docker Engine (through bollard). Every error names the
+//! endpoint or the container it concerns; a failed read is an error, never an empty answer.
+//!
+//! bollard 0.21 sends no API version, so the engine answers at its own maximum version: request
+//! shapes that depend on the version (one network per create below 1.44) follow the server's
+//! `ApiVersion`, kept in `Engine::info`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use bollard::errors::Error as BollardError;
+use bollard::models::{ContainerCreateBody, EndpointSettings, NetworkConnectRequest};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
+    RemoveContainerOptionsBuilder, RenameContainerOptions, StopContainerOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::TryStreamExt;
+use serde_json::Value;
+
+use crate::rules::Scope;
+use crate::spec::EngineDefaults;
+use crate::state::EngineInfo;
+
+/// Where the engine listens when neither `--host` nor `DOCKER_HOST` says otherwise.
+pub const DEFAULT_ENDPOINT: &str = "unix:///var/run/docker.sock";
+
+/// A connected, answering engine.
+#[derive(Clone)]
+pub struct Engine {
+    docker: Docker,
+    pub info: EngineInfo,
+    pub defaults: EngineDefaults,
+}
+
+/// A container as the list call shows it.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub status: String,
+    pub labels: HashMap<String, String>,
+}
+
+/// An image's id and its `Config` as JSON.
+pub struct Image {
+    pub id: String,
+    pub config: Value,
+}
+
+/// Connect to `endpoint` and check that an engine answers there. `timeout` bounds each request
+/// up to its response headers; it must exceed the longest stop grace period.
+pub async fn connect(endpoint: &str, timeout: Duration) -> Result<Engine> {
+    let unreachable = |e: BollardError| {
+        anyhow!("cannot reach Docker at {endpoint}: {e}: is the daemon running, and may this user use its socket?")
+    };
+    let docker = Docker::connect_with_host(endpoint)
+        .map_err(unreachable)?
+        .with_timeout(timeout);
+    let version = docker.version().await.map_err(unreachable)?;
+    let system = docker.info().await.map_err(unreachable)?;
+    let cgroup_v2 = system
+        .cgroup_version
+        .as_ref()
+        .is_some_and(|v| serde_json::to_value(v).ok() == Some(Value::from("2")));
+    let kind = version
+        .components
+        .as_ref()
+        .and_then(|c| c.first())
+        .map(|c| c.name.clone())
+        .unwrap_or_else(|| "Docker".into());
+    Ok(Engine {
+        docker,
+        info: EngineInfo {
+            endpoint: endpoint.to_string(),
+            id: system.id.unwrap_or_default(),
+            kind: if kind == "Engine" {
+                "Docker".into()
+            } else {
+                kind
+            },
+            version: version.version.unwrap_or_default(),
+            api_version: version.api_version.unwrap_or_default(),
+            hostname: system.name.unwrap_or_default(),
+        },
+        defaults: EngineDefaults {
+            runtime: system.default_runtime.unwrap_or_else(|| "runc".into()),
+            log_driver: system.logging_driver.unwrap_or_else(|| "json-file".into()),
+            cgroupns_mode: if cgroup_v2 { "private" } else { "host" }.into(),
+        },
+    })
+}
+
+/// Whether `err` (anywhere in its chain) is the engine saying "no such container/image/volume".
+pub fn is_not_found(err: &anyhow::Error) -> bool {
+    status(err) == Some(404)
+}
+
+/// Whether `err` is the engine refusing because of a conflict (a name in use, a removal already
+/// in progress).
+pub fn is_conflict(err: &anyhow::Error) -> bool {
+    status(err) == Some(409)
+}
+
+fn status(err: &anyhow::Error) -> Option<u16> {
+    err.chain()
+        .find_map(|cause| match cause.downcast_ref::<BollardError>() {
+            Some(BollardError::DockerResponseServerError { status_code, .. }) => Some(*status_code),
+            _ => None,
+        })
+}
+
+impl Engine {
+    fn endpoint(&self) -> &str {
+        &self.info.endpoint
+    }
+
+    /// Every container in `scope` (label filters applied by the engine), running or not.
+    pub async fn list(&self, scope: &Scope) -> Result<Vec<Listed>> {
+        let labels: Vec<String> = scope.iter().map(|s| s.filter_value()).collect();
+        let mut filters: HashMap<&str, Vec<String>> = HashMap::new();
+        if !labels.is_empty() {
+            filters.insert("label", labels);
+        }
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let listed = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .with_context(|| format!("cannot list containers at {}", self.endpoint()))?;
+        Ok(listed
+            .into_iter()
+            .map(|c| Listed {
+                id: c.id.unwrap_or_default(),
+                // A container's own name is the one entry without a second slash; the others
+                // are legacy link aliases (`/app/db`).
+                name: c
+                    .names
+                    .unwrap_or_default()
+                    .iter()
+                    .find(|n| n.matches('/').count() == 1)
+                    .map(|n| n.trim_start_matches('/').to_string())
+                    .unwrap_or_default(),
+                image: c.image.unwrap_or_default(),
+                status: c
+                    .state
+                    .and_then(|s| serde_json::to_value(s).ok())
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default(),
+                labels: c.labels.unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// `docker inspect` of one container as JSON; `None` if it no longer exists.
+    pub async fn inspect(&self, id: &str) -> Result<Option<Value>> {
+        match self.docker.inspect_container(id, None).await {
+            Ok(found) => Ok(Some(serde_json::to_value(found)?)),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot inspect container {id}")),
+        }
+    }
+
+    /// An image by reference or id; `None` if the engine does not have it.
+    pub async fn image(&self, reference: &str) -> Result<Option<Image>> {
+        match self.docker.inspect_image(reference).await {
+            Ok(image) => Ok(Some(Image {
+                id: image.id.unwrap_or_default(),
+                config: image
+                    .config
+                    .map(serde_json::to_value)
+                    .transpose()?
+                    .unwrap_or(Value::Null),
+            })),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot inspect image {reference}")),
+        }
+    }
+
+    /// Pull `reference` from its registry.
+    pub async fn pull(&self, reference: &str) -> Result<()> {
+        let options = CreateImageOptionsBuilder::default()
+            .from_image(reference)
+            .build();
+        self.docker
+            .create_image(Some(options), None, None)
+            .try_collect::<Vec<_>>()
+            .await
+            .with_context(|| format!("cannot pull {reference}"))?;
+        Ok(())
+    }
+
+    /// Create a container named `name` from a create request body; returns its id.
+    pub async fn create(&self, name: &str, body: Value) -> Result<String> {
+        let body: ContainerCreateBody = serde_json::from_value(body)
+            .with_context(|| format!("the record of {name} is not a valid create request"))?;
+        let options = CreateContainerOptionsBuilder::default().name(name).build();
+        let created = self
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .with_context(|| format!("cannot create container {name}"))?;
+        Ok(created.id)
+    }
+
+    /// Attach a created container to one more network before it starts.
+    pub async fn connect_network(&self, id: &str, network: &str, endpoint: Value) -> Result<()> {
+        let endpoint: EndpointSettings = serde_json::from_value(endpoint)
+            .with_context(|| format!("invalid endpoint settings for network {network}"))?;
+        let request = NetworkConnectRequest {
+            container: id.to_string(),
+            endpoint_config: Some(endpoint),
+        };
+        self.docker
+            .connect_network(network, request)
+            .await
+            .with_context(|| format!("cannot connect to network {network}"))
+    }
+
+    pub async fn start(&self, id: &str) -> Result<()> {
+        self.docker
+            .start_container(id, None)
+            .await
+            .context("cannot start")
+    }
+
+    /// Stop with a grace period of `grace` (then SIGKILL).
+    pub async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
+        let seconds = i32::try_from(grace.as_secs() + u64::from(grace.subsec_nanos() > 0))
+            .unwrap_or(i32::MAX);
+        let options = StopContainerOptionsBuilder::default().t(seconds).build();
+        self.docker
+            .stop_container(id, Some(options))
+            .await
+            .context("cannot stop")
+    }
+
+    /// Remove a container, never its volumes.
+    pub async fn remove(&self, id: &str) -> Result<()> {
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(false)
+            .build();
+        self.docker
+            .remove_container(id, Some(options))
+            .await
+            .context("cannot remove")
+    }
+
+    pub async fn rename(&self, id: &str, name: &str) -> Result<()> {
+        let options = RenameContainerOptions {
+            name: name.to_string(),
+        };
+        self.docker
+            .rename_container(id, options)
+            .await
+            .with_context(|| format!("cannot rename to {name}"))
+    }
+
+    /// Whether a volume by this name exists.
+    pub async fn volume_exists(&self, name: &str) -> Result<bool> {
+        match self.docker.inspect_volume(name).await {
+            Ok(_) => Ok(true),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(false),
+            Err(e) => Err(e).with_context(|| format!("cannot inspect volume {name}")),
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! guestlist: keep a Docker host running exactly the containers on its list.
+//! Parses the command line, runs it, and turns the outcome into the exit code.
+
+mod cli;
+mod cmd;
+mod engine;
+mod execute;
+mod observe;
+mod plan;
+mod report;
+mod rules;
+mod spec;
+mod state;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match cmd::run(cli) {
+        Ok(outcome) => outcome.exit_code(),
+        Err(err) => {
+            cmd::print_error(&err);
+            ExitCode::from(2)
+        }
+    }
+}

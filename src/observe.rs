@@ -1,0 +1,142 @@
+//! Observe: one read of the host as domain values. A read that fails fails the whole
+//! observation: planning from a partial view would remove containers that are merely unseen.
+
+use std::collections::{BTreeSet, HashMap};
+
+use anyhow::{Context, Result};
+use futures_util::{stream, StreamExt, TryStreamExt};
+use serde_json::Value;
+
+use crate::engine::{Engine, Listed};
+use crate::plan::Observed;
+use crate::rules::Scope;
+use crate::spec::{self, CaptureContext};
+
+/// Engine reads in flight at once. Reads are cheap for the engine; the bound keeps a host with
+/// hundreds of containers from opening hundreds of connections.
+const READS_IN_FLIGHT: usize = 8;
+
+/// Which containers to inspect and capture (the others are listed only).
+pub enum Capture<'a> {
+    All,
+    Named(&'a BTreeSet<String>),
+}
+
+/// Every container in `scope`, with the run configuration captured for those `capture` names.
+pub async fn host(engine: &Engine, scope: &Scope, capture: Capture<'_>) -> Result<Vec<Observed>> {
+    let listed = engine.list(scope).await?;
+    let wanted: Vec<&Listed> = listed
+        .iter()
+        .filter(|c| match &capture {
+            Capture::All => true,
+            Capture::Named(names) => names.contains(&c.name),
+        })
+        .collect();
+
+    let inspected: Vec<(String, Value)> = stream::iter(wanted)
+        .map(|c| async move {
+            Ok::<_, anyhow::Error>(engine.inspect(&c.id).await?.map(|v| (c.id.clone(), v)))
+        })
+        .buffer_unordered(READS_IN_FLIGHT)
+        .try_filter_map(|found| async move { Ok(found) })
+        .try_collect()
+        .await?;
+    let inspected: HashMap<String, Value> = inspected.into_iter().collect();
+
+    let images = image_configs(engine, inspected.values()).await?;
+    let mut names_by_id: HashMap<String, String> = listed
+        .iter()
+        .map(|c| (c.id.clone(), c.name.clone()))
+        .collect();
+    resolve_referenced_names(engine, inspected.values(), &mut names_by_id).await?;
+
+    let mut observed = Vec::with_capacity(listed.len());
+    for c in listed {
+        let spec = match inspected.get(&c.id) {
+            Some(json) => {
+                let image_id = json["Image"].as_str().unwrap_or_default();
+                let ctx = CaptureContext {
+                    image_config: images.get(image_id).and_then(Option::as_ref),
+                    defaults: &engine.defaults,
+                    names_by_id: &names_by_id,
+                };
+                let spec = spec::capture(json, &ctx)
+                    .with_context(|| format!("cannot read the configuration of {}", c.name))?;
+                Some(spec)
+            }
+            None => None,
+        };
+        // Use the inspected state when there is one: it is newer than the list's.
+        let status = inspected
+            .get(&c.id)
+            .and_then(|j| j["State"]["Status"].as_str().map(String::from))
+            .unwrap_or(c.status);
+        observed.push(Observed {
+            running: status == "running" || status == "restarting",
+            id: c.id,
+            name: c.name,
+            image: c.image,
+            status,
+            labels: c.labels,
+            spec,
+        });
+    }
+    Ok(observed)
+}
+
+/// The `Config` of each distinct image the inspected containers run; `None` for an image that is
+/// gone, in which case nothing of the container's configuration can be attributed to it.
+async fn image_configs<'a>(
+    engine: &Engine,
+    inspected: impl Iterator<Item = &'a Value>,
+) -> Result<HashMap<String, Option<Value>>> {
+    let ids: BTreeSet<String> = inspected
+        .filter_map(|j| j["Image"].as_str().map(String::from))
+        .collect();
+    stream::iter(ids)
+        .map(|id| async move {
+            let config = engine.image(&id).await?.map(|image| image.config);
+            Ok::<_, anyhow::Error>((id, config))
+        })
+        .buffer_unordered(READS_IN_FLIGHT)
+        .try_collect()
+        .await
+}
+
+/// Names for `container:<id>` references to containers outside the listed set (out of scope).
+async fn resolve_referenced_names<'a>(
+    engine: &Engine,
+    inspected: impl Iterator<Item = &'a Value>,
+    names_by_id: &mut HashMap<String, String>,
+) -> Result<()> {
+    let mut unknown = BTreeSet::new();
+    for json in inspected {
+        for key in ["NetworkMode", "IpcMode", "PidMode"] {
+            if let Some(id) = json["HostConfig"][key]
+                .as_str()
+                .and_then(|m| m.strip_prefix("container:"))
+            {
+                if !names_by_id.contains_key(id) {
+                    unknown.insert(id.to_string());
+                }
+            }
+        }
+    }
+    for id in unknown {
+        // A reference to a container that no longer exists stays an id: it is dead, and the
+        // comparison with the recorded name shows the container as changed.
+        if let Some(json) = engine.inspect(&id).await? {
+            if let Some(name) = json["Name"].as_str() {
+                names_by_id.insert(id, name.trim_start_matches('/').to_string());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The host as the planner needs it for `state`: everything in its scope, with the allowed
+/// containers captured for comparison.
+pub async fn allowed(engine: &Engine, state: &crate::state::State) -> Result<Vec<Observed>> {
+    let names: BTreeSet<String> = state.containers.iter().map(|e| e.name.clone()).collect();
+    host(engine, &state.scope, Capture::Named(&names)).await
+}

@@ -1,0 +1,242 @@
+//! Scope selectors (`label=KEY[=VALUE]`) and allow rules (`name=GLOB`, `image=GLOB`,
+//! `label=KEY[=VALUE]`): parsing, display (the form stored in the state file) and matching.
+//! Pure: no IO.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
+use anyhow::{bail, Context, Result};
+use globset::{Glob, GlobMatcher};
+use serde::{Deserialize, Serialize};
+
+/// `label=KEY` or `label=KEY=VALUE`, the Docker filter syntax.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct LabelSelector {
+    pub key: String,
+    pub value: Option<String>,
+}
+
+impl LabelSelector {
+    pub fn matches(&self, labels: &HashMap<String, String>) -> bool {
+        match (&self.value, labels.get(&self.key)) {
+            (None, found) => found.is_some(),
+            (Some(want), Some(have)) => want == have,
+            (Some(_), None) => false,
+        }
+    }
+
+    /// The value of a `label` filter in the engine's list and events APIs.
+    pub fn filter_value(&self) -> String {
+        match &self.value {
+            Some(v) => format!("{}={v}", self.key),
+            None => self.key.clone(),
+        }
+    }
+}
+
+fn parse_label(text: &str) -> Result<LabelSelector> {
+    let (key, value) = match text.split_once('=') {
+        Some((k, v)) => (k, Some(v.to_string())),
+        None => (text, None),
+    };
+    if key.is_empty() {
+        bail!("empty label key in `label={text}`");
+    }
+    Ok(LabelSelector {
+        key: key.to_string(),
+        value,
+    })
+}
+
+impl FromStr for LabelSelector {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.split_once('=') {
+            Some(("label", rest)) => parse_label(rest),
+            _ => bail!("`{s}` is not a scope selector: expected label=KEY or label=KEY=VALUE"),
+        }
+    }
+}
+
+impl fmt::Display for LabelSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "label={}", self.filter_value())
+    }
+}
+
+impl TryFrom<String> for LabelSelector {
+    type Error = anyhow::Error;
+    fn try_from(s: String) -> Result<Self> {
+        s.parse()
+    }
+}
+
+impl From<LabelSelector> for String {
+    fn from(s: LabelSelector) -> String {
+        s.to_string()
+    }
+}
+
+/// What guestlist manages: containers carrying all these labels. Empty means the whole host.
+pub type Scope = Vec<LabelSelector>;
+
+/// Whether a container with `labels` is inside `scope`.
+pub fn in_scope(scope: &Scope, labels: &HashMap<String, String>) -> bool {
+    scope.iter().all(|s| s.matches(labels))
+}
+
+/// A rule that tolerates extra containers: they are neither removed nor restored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum AllowRule {
+    Name(Pattern),
+    Image(Pattern),
+    Label(LabelSelector),
+}
+
+/// A glob together with its source text, which is what gets displayed and stored.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    text: String,
+    matcher: GlobMatcher,
+}
+
+impl Pattern {
+    fn new(text: &str) -> Result<Self> {
+        let glob = Glob::new(text).with_context(|| format!("invalid glob `{text}`"))?;
+        Ok(Pattern {
+            text: text.to_string(),
+            matcher: glob.compile_matcher(),
+        })
+    }
+
+    fn matches(&self, candidate: &str) -> bool {
+        self.matcher.is_match(candidate)
+    }
+}
+
+impl PartialEq for AllowRule {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl AllowRule {
+    /// Whether an extra container with this name, image reference and labels is tolerated.
+    pub fn matches(&self, name: &str, image: &str, labels: &HashMap<String, String>) -> bool {
+        match self {
+            AllowRule::Name(p) => p.matches(name),
+            AllowRule::Image(p) => p.matches(image),
+            AllowRule::Label(l) => l.matches(labels),
+        }
+    }
+}
+
+impl FromStr for AllowRule {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.split_once('=') {
+            Some(("name", glob)) => Ok(AllowRule::Name(Pattern::new(glob)?)),
+            Some(("image", glob)) => Ok(AllowRule::Image(Pattern::new(glob)?)),
+            Some(("label", rest)) => Ok(AllowRule::Label(parse_label(rest)?)),
+            _ => bail!(
+                "`{s}` is not an allow rule: expected name=GLOB, image=GLOB or label=KEY[=VALUE]"
+            ),
+        }
+    }
+}
+
+impl fmt::Display for AllowRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AllowRule::Name(p) => write!(f, "name={}", p.text),
+            AllowRule::Image(p) => write!(f, "image={}", p.text),
+            AllowRule::Label(l) => write!(f, "{l}"),
+        }
+    }
+}
+
+impl TryFrom<String> for AllowRule {
+    type Error = anyhow::Error;
+    fn try_from(s: String) -> Result<Self> {
+        s.parse()
+    }
+}
+
+impl From<AllowRule> for String {
+    fn from(r: AllowRule) -> String {
+        r.to_string()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn selectors_parse_match_and_display_round_trip() {
+        let key: LabelSelector = "label=team".parse().unwrap();
+        let pair: LabelSelector = "label=team=web=x".parse().unwrap();
+        assert_eq!(pair.value.as_deref(), Some("web=x"));
+        assert!(key.matches(&labels(&[("team", "")])));
+        assert!(!key.matches(&labels(&[("other", "1")])));
+        assert!(pair.matches(&labels(&[("team", "web=x")])));
+        assert!(!pair.matches(&labels(&[("team", "web")])));
+        assert_eq!(pair.to_string(), "label=team=web=x");
+        assert_eq!(key.filter_value(), "team");
+    }
+
+    #[test]
+    fn bad_selectors_are_rejected_with_the_expected_form() {
+        let err = "name=web".parse::<LabelSelector>().unwrap_err().to_string();
+        assert!(err.contains("label=KEY"), "{err}");
+        assert!("label=".parse::<LabelSelector>().is_err());
+        assert!("label==v".parse::<LabelSelector>().is_err());
+    }
+
+    #[test]
+    fn empty_scope_is_the_whole_host_and_selectors_are_anded() {
+        let scope: Scope = vec!["label=a".parse().unwrap(), "label=b=2".parse().unwrap()];
+        assert!(in_scope(&Vec::new(), &labels(&[])));
+        assert!(in_scope(&scope, &labels(&[("a", "1"), ("b", "2")])));
+        assert!(!in_scope(&scope, &labels(&[("a", "1")])));
+    }
+
+    #[test]
+    fn allow_rules_match_names_images_and_labels() {
+        let none = labels(&[]);
+        let name: AllowRule = "name=ci-*".parse().unwrap();
+        assert!(name.matches("ci-runner-1", "x", &none));
+        assert!(!name.matches("web", "x", &none));
+        let image: AllowRule = "image=registry.local/tools/*".parse().unwrap();
+        assert!(image.matches("x", "registry.local/tools/debug:1", &none));
+        let label: AllowRule = "label=guestlist.tolerate".parse().unwrap();
+        assert!(label.matches("x", "y", &labels(&[("guestlist.tolerate", "yes")])));
+        assert_eq!(image.to_string(), "image=registry.local/tools/*");
+    }
+
+    #[test]
+    fn bad_allow_rules_name_the_accepted_forms() {
+        let err = "tag=x".parse::<AllowRule>().unwrap_err().to_string();
+        assert!(err.contains("name=GLOB"), "{err}");
+        assert!("name=[".parse::<AllowRule>().is_err());
+    }
+
+    #[test]
+    fn rules_round_trip_through_json() {
+        let rule: AllowRule = "name=ci-*".parse().unwrap();
+        let json = serde_json::to_string(&rule).unwrap();
+        assert_eq!(json, "\"name=ci-*\"");
+        assert_eq!(serde_json::from_str::<AllowRule>(&json).unwrap(), rule);
+    }
+}

@@ -1,0 +1,284 @@
+//! The state file: the list of allowed containers, the scope and the allow rules.
+//!
+//! Versioned JSON, written atomically (temporary file, fsync, rename, directory fsync) with mode
+//! 0600 because entries carry container environments, which often hold secrets. Loading never
+//! modifies the file: a malformed one is reported with its position and left for a human.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::rules::{AllowRule, Scope};
+use crate::spec::ContainerSpec;
+
+/// The state file format this build reads and writes.
+pub const VERSION: u64 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    pub version: u64,
+    /// When the snapshot was taken (RFC 3339, UTC).
+    pub taken_at: String,
+    /// The engine the snapshot was taken from.
+    pub engine: EngineInfo,
+    /// Label selectors that bound what guestlist manages; empty is the whole host.
+    #[serde(default)]
+    pub scope: Scope,
+    /// Extra containers matching one of these are tolerated.
+    #[serde(default)]
+    pub allow: Vec<AllowRule>,
+    /// The allowed containers, sorted by name.
+    pub containers: Vec<Entry>,
+}
+
+/// The engine a state was taken from.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineInfo {
+    pub endpoint: String,
+    /// The engine's id (`docker info` ID); stable across daemon restarts.
+    pub id: String,
+    /// `Docker` or the name another engine reports about itself.
+    pub kind: String,
+    pub version: String,
+    pub api_version: String,
+    pub hostname: String,
+}
+
+/// One allowed container.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    pub name: String,
+    /// Whether it should be running; `false` for containers recorded stopped with `--all`,
+    /// which are recreated when deleted but not started.
+    #[serde(default = "yes")]
+    pub running: bool,
+    pub spec: ContainerSpec,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Why a state file could not be loaded; callers branch on `NotFound` to give the next step.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("no state file at {0}")]
+    NotFound(PathBuf),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// The default location: `<user data dir>/guestlist/state.json`.
+pub fn default_path() -> Result<PathBuf> {
+    let base = directories::BaseDirs::new()
+        .context("cannot find the user data directory (is HOME set?); pass --state PATH")?;
+    Ok(base.data_dir().join("guestlist").join("state.json"))
+}
+
+/// Read and validate the state file at `path`.
+pub fn load(path: &Path) -> Result<State, LoadError> {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(LoadError::NotFound(path.to_path_buf()))
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e)
+                .context(format!("cannot read state file {}", path.display()))
+                .into())
+        }
+    };
+    Ok(parse(&text).with_context(|| format!("invalid state file {}", path.display()))?)
+}
+
+/// Parse state file text. The version is checked before the rest so that a file from a newer
+/// guestlist says so instead of failing on a field this build does not know.
+pub fn parse(text: &str) -> Result<State> {
+    #[derive(Deserialize)]
+    struct Versioned {
+        version: Option<serde_json::Value>,
+    }
+    let probe: Versioned = serde_json::from_str(text).map_err(located)?;
+    match probe.version {
+        Some(v) if v.as_u64() == Some(VERSION) => {}
+        Some(v) => bail!("unsupported version {v}: this guestlist reads version {VERSION}"),
+        None => bail!("missing \"version\": this guestlist reads version {VERSION}"),
+    }
+    let state: State = serde_json::from_str(text).map_err(located)?;
+    validate(&state)?;
+    Ok(state)
+}
+
+fn located(e: serde_json::Error) -> anyhow::Error {
+    anyhow::anyhow!("line {} column {}: {e:#}", e.line(), e.column())
+}
+
+fn validate(state: &State) -> Result<()> {
+    let mut names: Vec<&str> = state.containers.iter().map(|e| e.name.as_str()).collect();
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        bail!("container {} is listed twice", w[0]);
+    }
+    if let Some(e) = state.containers.iter().find(|e| e.name.is_empty()) {
+        bail!(
+            "a container entry has an empty name (image {})",
+            e.spec.image
+        );
+    }
+    Ok(())
+}
+
+/// Write `state` to `path` atomically with mode 0600, creating the directory (0700) if needed.
+/// A reader sees the old file or the new one, never a mix; a crash never leaves an empty file.
+pub fn save(path: &Path, state: &State) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    create_private_dir(dir)?;
+    let mut json = serde_json::to_string_pretty(state).context("cannot serialize the state")?;
+    json.push('\n');
+    let context = || format!("cannot write state file {}", path.display());
+    // NamedTempFile is created 0600 in the same directory, so the rename is atomic.
+    let mut file = tempfile::NamedTempFile::new_in(dir).with_context(context)?;
+    file.write_all(json.as_bytes()).with_context(context)?;
+    file.as_file().sync_all().with_context(context)?;
+    file.persist(path)
+        .map_err(|e| e.error)
+        .with_context(context)?;
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot sync directory {}", dir.display()))?;
+    Ok(())
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create state directory {}", dir.display()))
+}
+
+impl State {
+    pub fn entry(&self, name: &str) -> Option<&Entry> {
+        self.containers.iter().find(|e| e.name == name)
+    }
+
+    /// Add or replace entries by name, keeping the list sorted.
+    pub fn upsert(&mut self, entries: impl IntoIterator<Item = Entry>) {
+        for entry in entries {
+            self.containers.retain(|e| e.name != entry.name);
+            self.containers.push(entry);
+        }
+        self.containers.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn sample() -> State {
+        let text = r#"{
+          "version": 1,
+          "taken_at": "2026-11-25T12:00:00Z",
+          "engine": {"endpoint": "unix:///var/run/docker.sock", "id": "X", "kind": "Docker",
+                     "version": "20.10.24", "api_version": "1.41", "hostname": "h"},
+          "scope": ["label=team=web"],
+          "allow": ["name=ci-*"],
+          "containers": [
+            {"name": "web", "spec": {"image": "nginx:1", "image_id": "sha256:1",
+             "config": {"Env": ["A=1"]}}}
+          ]
+        }"#;
+        parse(text).unwrap()
+    }
+
+    #[test]
+    fn parse_fills_defaults_and_keeps_rules() {
+        let state = sample();
+        assert!(state.containers[0].running);
+        assert_eq!(state.scope[0].to_string(), "label=team=web");
+        assert_eq!(state.allow[0].to_string(), "name=ci-*");
+    }
+
+    #[test]
+    fn save_then_load_round_trips_with_private_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("state.json");
+        let state = sample();
+        save(&path, &state).unwrap();
+        let loaded = load(&path).unwrap();
+        assert_eq!(loaded.containers, state.containers);
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let dir_mode = fs::metadata(path.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(dir_mode, 0o700);
+    }
+
+    #[test]
+    fn a_missing_file_is_not_found() {
+        let err = load(Path::new("/nonexistent/guestlist/state.json")).unwrap_err();
+        assert!(matches!(err, LoadError::NotFound(_)));
+    }
+
+    #[test]
+    fn malformed_json_names_line_and_column() {
+        let err = parse("{\n  \"version\": 1,\n  oops\n}")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3 column 3"), "{err}");
+    }
+
+    #[test]
+    fn other_versions_and_unknown_fields_are_refused() {
+        let err = parse(r#"{"version": 2}"#).unwrap_err().to_string();
+        assert!(err.contains("unsupported version 2"), "{err}");
+        let err = parse(r#"{"containers": []}"#).unwrap_err().to_string();
+        assert!(err.contains("missing \"version\""), "{err}");
+        let mut json = serde_json::to_value(sample()).unwrap();
+        json["surprise"] = serde_json::json!(1);
+        let err = parse(&json.to_string()).unwrap_err().to_string();
+        assert!(err.contains("unknown field `surprise`"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_names_are_refused() {
+        let mut state = sample();
+        state.containers.push(state.containers[0].clone());
+        let err = parse(&serde_json::to_string(&state).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listed twice"), "{err}");
+    }
+
+    #[test]
+    fn upsert_replaces_by_name_and_sorts() {
+        let mut state = sample();
+        let mut db = state.containers[0].clone();
+        db.name = "db".into();
+        let mut web = state.containers[0].clone();
+        web.running = false;
+        state.upsert([web, db]);
+        let names: Vec<_> = state.containers.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["db", "web"]);
+        assert!(!state.entry("web").unwrap().running);
+    }
+}
