@@ -1,0 +1,11 @@
+//! The integration suite: one binary (each file under tests/ would otherwise be linked on its
+//! own), run through the real `guestlist` executable against the real engine.
+
+mod util;
+
+/// The command-line contract without containers: help, usage errors, missing state, no engine.
+mod cli;
+/// One test per recreated option: snapshot, rm -f, enforce, compare inspect.
+mod fidelity;
+/// snapshot, diff, enforce and forget end to end.
+mod flow;

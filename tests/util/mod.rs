@@ -1,0 +1,215 @@
+//! Test harness: a `Sandbox` per test with its own label scope, name prefix and state directory,
+//! cleaned up on drop (so also when the test panics). Integration tests talk to the real engine
+//! at DOCKER_HOST or the default socket; when none answers they fail saying so.
+
+pub mod image;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// The label key every test container carries; its value is the sandbox prefix.
+pub const LABEL: &str = "guestlist.test";
+
+/// Run the docker CLI; panic with its stderr when it fails.
+pub fn docker(args: &[&str]) -> String {
+    let out = docker_output(args);
+    assert!(
+        out.status.success(),
+        "docker {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+pub fn docker_output(args: &[&str]) -> Output {
+    ensure_engine();
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("cannot run the docker CLI: is it installed? (.ci/engine installs it)")
+}
+
+/// Fail loudly, once, when no engine answers: a skipped integration test proves nothing.
+fn ensure_engine() {
+    static CHECKED: OnceLock<Result<(), String>> = OnceLock::new();
+    let result = CHECKED.get_or_init(|| {
+        let out = Command::new("docker")
+            .args(["version", "--format", "{{.Server.Version}}"])
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Ok(()),
+            Ok(o) => Err(String::from_utf8_lossy(&o.stderr).into_owned()),
+            Err(e) => Err(e.to_string()),
+        }
+    });
+    if let Err(e) = result {
+        let host =
+            std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        panic!("no Docker engine answers at {host}: {e}\nstart one with .ci/engine");
+    }
+}
+
+pub struct Sandbox {
+    /// Unique per test: container, network and volume names start with it.
+    pub prefix: String,
+    data: tempfile::TempDir,
+    networks: std::cell::RefCell<Vec<String>>,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        ensure_engine();
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        Sandbox {
+            prefix: format!("gl{}x{n}", std::process::id()),
+            data: tempfile::tempdir().expect("cannot create a temporary directory"),
+            networks: Default::default(),
+        }
+    }
+
+    /// A name inside this sandbox.
+    pub fn name(&self, short: &str) -> String {
+        format!("{}-{short}", self.prefix)
+    }
+
+    /// The scope selector that confines guestlist to this sandbox.
+    pub fn scope(&self) -> String {
+        format!("label={LABEL}={}", self.prefix)
+    }
+
+    pub fn state_path(&self) -> PathBuf {
+        self.data.path().join("guestlist").join("state.json")
+    }
+
+    /// A directory for bind mounts and other files of this test.
+    pub fn dir(&self) -> &Path {
+        self.data.path()
+    }
+
+    /// `docker run -d` a container in this sandbox: `options` go before the image, `command`
+    /// after it. Returns the container id.
+    pub fn run(&self, short: &str, options: &[&str], command: &[&str]) -> String {
+        let name = self.name(short);
+        let label = format!("{LABEL}={}", self.prefix);
+        let image = image::test_image();
+        let mut args = vec!["run", "-d", "--name", &name, "--label", &label];
+        args.extend_from_slice(options);
+        args.push(&image);
+        args.extend_from_slice(command);
+        docker(&args)
+    }
+
+    /// A user-defined network owned by this sandbox, removed on drop.
+    pub fn network(&self, short: &str, options: &[&str]) -> String {
+        let name = self.name(short);
+        let mut args = vec!["network", "create"];
+        args.extend_from_slice(options);
+        args.push(&name);
+        docker(&args);
+        self.networks.borrow_mut().push(name.clone());
+        name
+    }
+
+    /// The guestlist binary, confined to this sandbox's state directory.
+    pub fn guestlist(&self) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::cargo_bin("guestlist").expect("guestlist binary");
+        cmd.env("XDG_DATA_HOME", self.data.path())
+            .env_remove("GUESTLIST_STATE");
+        cmd
+    }
+
+    /// `guestlist snapshot --scope <this sandbox>` plus `extra` arguments; asserts success.
+    pub fn snapshot(&self, extra: &[&str]) {
+        let scope = self.scope();
+        let mut args = vec!["snapshot", "--scope", &scope];
+        args.extend_from_slice(extra);
+        self.guestlist().args(&args).assert().success();
+    }
+
+    /// Run guestlist and return (exit code, stdout, stderr).
+    pub fn gl(&self, args: &[&str]) -> (i32, String, String) {
+        let out = self.guestlist().args(args).output().expect("run guestlist");
+        let code = out.status.code().unwrap_or(-1);
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        (code, stdout, stderr)
+    }
+
+    /// Run guestlist and assert its exit code; returns stdout. The failure message shows both
+    /// streams and the state of the sandbox's containers.
+    pub fn expect(&self, args: &[&str], code: i32) -> String {
+        let (got, stdout, stderr) = self.gl(args);
+        assert_eq!(
+            got,
+            code,
+            "guestlist {} exited {got}, expected {code}\n--- stdout\n{stdout}--- stderr\n{stderr}--- containers\n{}",
+            args.join(" "),
+            self.containers()
+        );
+        stdout
+    }
+
+    /// `docker inspect` of a sandbox container.
+    pub fn inspect(&self, short: &str) -> Value {
+        let json = docker(&["inspect", &self.name(short)]);
+        let mut list: Vec<Value> = serde_json::from_str(&json).expect("inspect JSON");
+        list.remove(0)
+    }
+
+    pub fn id(&self, short: &str) -> String {
+        docker(&["inspect", "-f", "{{.Id}}", &self.name(short)])
+    }
+
+    pub fn exists(&self, short: &str) -> bool {
+        docker_output(&["inspect", &self.name(short)])
+            .status
+            .success()
+    }
+
+    /// The sandbox's containers as `name status` lines, for failure messages.
+    pub fn containers(&self) -> String {
+        let filter = format!("label={LABEL}={}", self.prefix);
+        docker(&[
+            "ps",
+            "-a",
+            "--filter",
+            &filter,
+            "--format",
+            "{{.Names}} {{.Status}}",
+        ])
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let filter = format!("label={LABEL}={}", self.prefix);
+        let ids = docker(&["ps", "-aq", "--filter", &filter]);
+        if !ids.is_empty() {
+            let mut args = vec!["rm", "-f", "-v"];
+            args.extend(ids.lines());
+            let _ = docker_output(&args);
+        }
+        for network in self.networks.borrow().iter() {
+            let _ = docker_output(&["network", "rm", network]);
+        }
+        let volumes = docker(&[
+            "volume",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("name={}", self.prefix),
+        ]);
+        for volume in volumes.lines().filter(|v| v.starts_with(&self.prefix)) {
+            let _ = docker_output(&["volume", "rm", "-f", volume]);
+        }
+    }
+}
