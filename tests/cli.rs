@@ -1,1 +1,114 @@
+//! The command-line contract without containers: help, usage errors, missing or malformed state,
+//! an engine that does not answer.
 
+use predicates::prelude::*;
+
+use crate::util::Sandbox;
+
+fn guestlist() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("guestlist").expect("guestlist binary");
+    cmd.env_remove("GUESTLIST_STATE");
+    cmd
+}
+
+#[test]
+fn help_lists_the_commands_and_exit_codes() {
+    guestlist()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("snapshot"))
+        .stdout(predicate::str::contains("enforce"))
+        .stdout(predicate::str::contains("0 in sync, 1 drift, 2 error"));
+    guestlist()
+        .args(["enforce", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("--stop-timeout"))
+        .stdout(predicate::str::contains("Exit codes"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    guestlist().arg("frobnicate").assert().code(2);
+    guestlist()
+        .args(["snapshot", "--scope", "team=web"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("label=KEY"));
+    guestlist()
+        .args(["enforce", "--stop-timeout", "soon"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn a_missing_state_file_exits_2_and_says_to_snapshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    guestlist()
+        .env("XDG_DATA_HOME", dir.path())
+        .arg("diff")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(format!(
+            "no state file at {}",
+            dir.path().join("guestlist/state.json").display()
+        )))
+        .stderr(predicate::str::contains("hint: run `guestlist snapshot`"));
+}
+
+#[test]
+fn a_malformed_state_file_exits_2_names_file_and_position_and_is_left_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.json");
+    let text = "{\n  \"version\": 1,\n  \"containers\": [,]\n}\n";
+    std::fs::write(&path, text).expect("write");
+    for command in ["diff", "enforce"] {
+        guestlist()
+            .arg("--state")
+            .arg(&path)
+            .arg(command)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(path.display().to_string()))
+            .stderr(predicate::str::contains("line 3 column"));
+    }
+    assert_eq!(std::fs::read_to_string(&path).expect("read"), text);
+}
+
+#[test]
+fn the_state_path_comes_from_the_environment_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("elsewhere.json");
+    guestlist()
+        .env("GUESTLIST_STATE", &path)
+        .arg("diff")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(path.display().to_string()));
+}
+
+#[test]
+fn an_unreachable_engine_exits_2_and_names_the_endpoint() {
+    let sb = Sandbox::new();
+    sb.snapshot(&[]);
+    for command in ["diff", "enforce"] {
+        sb.guestlist()
+            .args(["--host", "unix:///nonexistent/docker.sock", command])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(
+                "cannot reach Docker at unix:///nonexistent/docker.sock",
+            ))
+            .stderr(predicate::str::contains("is the daemon running"));
+    }
+    // DOCKER_HOST is the default endpoint.
+    sb.guestlist()
+        .env("DOCKER_HOST", "tcp://127.0.0.1:1")
+        .arg("diff")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "cannot reach Docker at tcp://127.0.0.1:1",
+        ));
+}

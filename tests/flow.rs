@@ -1,1 +1,304 @@
+//! snapshot, diff, enforce and forget end to end through the binary, each test in its own scope.
 
+use std::os::unix::fs::PermissionsExt;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::util::{docker, docker_output, Sandbox};
+
+/// `diff --format json`, as a script would read it.
+#[derive(Debug, Deserialize)]
+struct DiffJson {
+    in_sync: bool,
+    missing: Vec<Item>,
+    stopped: Vec<Item>,
+    changed: Vec<Changed>,
+    extra: Vec<Item>,
+    tolerated: Vec<Tolerated>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Item {
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Changed {
+    name: String,
+    fields: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Tolerated {
+    name: String,
+    rule: String,
+}
+
+fn names(items: &[Item]) -> Vec<&str> {
+    items.iter().map(|i| i.name.as_str()).collect()
+}
+
+#[test]
+fn snapshot_writes_a_private_state_file_under_xdg_data_home_and_refuses_to_overwrite_it() {
+    let sb = Sandbox::new();
+    sb.run("web", &[], &[]);
+    sb.run("job", &[], &["true"]);
+    docker(&["wait", &sb.name("job")]);
+    let out = sb.expect(&["snapshot", "--scope", &sb.scope()], 0);
+    assert!(
+        out.contains(&format!("recorded {}", sb.name("web"))),
+        "{out}"
+    );
+    assert!(
+        !out.contains(&sb.name("job")),
+        "a stopped container was recorded: {out}"
+    );
+
+    let path = sb.state_path();
+    let mode = std::fs::metadata(&path)
+        .expect("state file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+    assert_eq!(state["version"], 1);
+    assert_eq!(state["scope"][0], sb.scope());
+    assert_eq!(state["engine"]["kind"], "Docker");
+    assert!(state["engine"]["api_version"]
+        .as_str()
+        .is_some_and(|v| !v.is_empty()));
+    assert_eq!(state["containers"][0]["spec"]["image"], "guestlist-test:1");
+    assert!(state["containers"][0]["spec"]["image_id"]
+        .as_str()
+        .is_some_and(|i| i.starts_with("sha256:")));
+
+    let (code, _, stderr) = sb.gl(&["snapshot", "--scope", &sb.scope()]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("already exists") && stderr.contains("--force"),
+        "{stderr}"
+    );
+
+    let out = sb.expect(&["snapshot", "--scope", &sb.scope(), "--all", "--force"], 0);
+    assert!(
+        out.contains(&format!(
+            "recorded {} (image guestlist-test:1, stopped)",
+            sb.name("job")
+        )),
+        "{out}"
+    );
+    // Recorded stopped: deleted, it is recreated but not started.
+    docker(&["rm", &sb.name("job")]);
+    sb.expect(&["enforce"], 0);
+    assert_eq!(sb.inspect("job")["State"]["Status"], "created");
+    assert!(sb.expect(&["enforce"], 0).starts_with("in sync"));
+}
+
+/// A host with one container of each kind of drift, plus a tolerated one and one outside the
+/// scope. Returns the name of the outsider, which the caller must remove.
+fn drifted(sb: &Sandbox) -> String {
+    sb.run("gone", &[], &[]);
+    sb.run("stopped", &[], &[]);
+    sb.run("changed", &["-e", "MODE=recorded"], &[]);
+    sb.run("quiet", &[], &[]);
+    sb.snapshot(&["--allow", "name=*-tool"]);
+    docker(&["rm", "-f", &sb.name("gone")]);
+    docker(&["stop", "-t", "0", &sb.name("stopped")]);
+    docker(&["rm", "-f", &sb.name("changed")]);
+    sb.run("changed", &["-e", "MODE=drifted"], &[]);
+    let volume = format!("{}:/data", sb.name("extra-data"));
+    sb.run("extra", &["-v", &volume, "--restart", "always"], &[]);
+    sb.run("debug-tool", &[], &[]);
+    let outsider = format!("{}-outsider", sb.prefix);
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &outsider,
+        &crate::util::image::test_image(),
+    ]);
+    outsider
+}
+
+#[test]
+fn diff_reports_each_kind_of_drift_and_exits_1() {
+    let sb = Sandbox::new();
+    let outsider = drifted(&sb);
+    let text = sb.expect(&["diff"], 1);
+    for line in [
+        format!("- {}", sb.name("extra")),
+        format!("+ {}", sb.name("gone")),
+        format!("> {}", sb.name("stopped")),
+        format!("~ {}", sb.name("changed")),
+    ] {
+        assert!(text.contains(&line), "missing `{line}` in:\n{text}");
+    }
+    assert!(text.contains("changed config.Env"), "{text}");
+    assert!(
+        text.contains("drift: 1 missing, 1 stopped, 1 changed, 1 extra (4 allowed, 1 tolerated)"),
+        "{text}"
+    );
+    assert!(!text.contains(&outsider));
+
+    let json: DiffJson =
+        serde_json::from_str(&sb.expect(&["diff", "--format", "json"], 1)).expect("diff JSON");
+    assert!(!json.in_sync);
+    assert_eq!(names(&json.missing), [sb.name("gone")]);
+    assert_eq!(names(&json.stopped), [sb.name("stopped")]);
+    assert_eq!(names(&json.extra), [sb.name("extra")]);
+    assert_eq!(json.changed[0].name, sb.name("changed"));
+    assert_eq!(json.changed[0].fields, ["config.Env"]);
+    assert_eq!(json.tolerated[0].name, sb.name("debug-tool"));
+    assert_eq!(json.tolerated[0].rule, "name=*-tool");
+    docker(&["rm", "-f", &outsider]);
+}
+
+#[test]
+fn enforce_repairs_every_kind_of_drift_and_touches_nothing_else() {
+    let sb = Sandbox::new();
+    let outsider = drifted(&sb);
+    let quiet = sb.id("quiet");
+
+    let dry = sb.expect(&["enforce", "--dry-run"], 1);
+    assert!(dry.contains(&format!("- {}", sb.name("extra"))), "{dry}");
+    assert!(
+        sb.exists("extra") && !sb.exists("gone"),
+        "--dry-run changed something"
+    );
+
+    let out = sb.expect(&["enforce", "--stop-timeout", "1s"], 0);
+    assert!(
+        out.contains("enforce: 4 actions, 4 done, 0 failed"),
+        "{out}"
+    );
+    for short in ["gone", "stopped", "changed", "quiet", "debug-tool"] {
+        assert_eq!(sb.inspect(short)["State"]["Status"], "running", "{short}");
+    }
+    let env = sb.inspect("changed")["Config"]["Env"].clone();
+    assert!(
+        env.as_array()
+            .expect("env")
+            .contains(&Value::from("MODE=recorded")),
+        "{env}"
+    );
+    assert!(!sb.exists("extra"), "the extra container is still there");
+    docker(&["volume", "inspect", &sb.name("extra-data")]);
+    assert_eq!(sb.id("quiet"), quiet, "an in-sync container was touched");
+    assert!(
+        docker_output(&["inspect", &outsider]).status.success(),
+        "a container outside the scope was touched"
+    );
+    docker(&["rm", "-f", &outsider]);
+
+    let second = sb.expect(&["enforce"], 0);
+    assert!(
+        second
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with("in sync")),
+        "{second}"
+    );
+    sb.expect(&["diff"], 0);
+}
+
+#[test]
+fn snapshot_with_names_approves_a_change_and_forget_makes_an_extra() {
+    let sb = Sandbox::new();
+    sb.run("web", &["-e", "V=1"], &[]);
+    sb.run("db", &[], &[]);
+    sb.snapshot(&[]);
+    docker(&["rm", "-f", &sb.name("web")]);
+    sb.run("web", &["-e", "V=2"], &[]);
+    sb.expect(&["diff"], 1);
+    let out = sb.expect(&["snapshot", &sb.name("web")], 0);
+    assert!(
+        out.contains(&format!("recorded {}", sb.name("web"))),
+        "{out}"
+    );
+    sb.expect(&["diff"], 0);
+
+    let (code, _, stderr) = sb.gl(&["snapshot", "nonexistent"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("no container named nonexistent within the scope"),
+        "{stderr}"
+    );
+
+    sb.expect(&["forget", &sb.name("db")], 0);
+    let json: DiffJson =
+        serde_json::from_str(&sb.expect(&["diff", "--format", "json"], 1)).expect("json");
+    assert_eq!(names(&json.extra), [sb.name("db")]);
+    let (code, _, stderr) = sb.gl(&["forget", "nonexistent"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("not on the list"), "{stderr}");
+}
+
+#[test]
+fn snapshot_with_names_needs_an_existing_state() {
+    let sb = Sandbox::new();
+    sb.run("web", &[], &[]);
+    let (code, _, stderr) = sb.gl(&["snapshot", &sb.name("web")]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("without names first"), "{stderr}");
+}
+
+#[test]
+fn a_moved_tag_recreates_from_the_recorded_image_and_never_loops() {
+    let sb = Sandbox::new();
+    let tag = sb.image("app:1");
+    sb.run_image("app", &tag);
+    let recorded = sb.inspect("app")["Image"].clone();
+    sb.snapshot(&[]);
+    sb.image("app:1");
+    // The running container still runs the recorded image: that is no drift.
+    sb.expect(&["diff"], 0);
+    docker(&["rm", "-f", &sb.name("app")]);
+    let out = sb.expect(&["enforce"], 0);
+    assert!(
+        out.contains("now names image") && out.contains("guestlist snapshot"),
+        "{out}"
+    );
+    assert_eq!(sb.inspect("app")["Image"], recorded);
+    let id = sb.id("app");
+    assert!(sb.expect(&["enforce"], 0).starts_with("in sync"));
+    assert_eq!(sb.id("app"), id);
+}
+
+#[test]
+fn a_container_on_another_image_is_replaced_by_the_recorded_one() {
+    let sb = Sandbox::new();
+    let tag = sb.image("app:1");
+    sb.run_image("app", &tag);
+    let recorded = sb.inspect("app")["Image"].clone();
+    sb.snapshot(&[]);
+    docker(&["rm", "-f", &sb.name("app")]);
+    let other = sb.image("other:1");
+    sb.run_image("app", &other);
+    let json: DiffJson =
+        serde_json::from_str(&sb.expect(&["diff", "--format", "json"], 1)).expect("json");
+    assert_eq!(json.changed[0].fields, ["image"]);
+    sb.expect(&["enforce"], 0);
+    assert_eq!(sb.inspect("app")["Image"], recorded);
+    assert!(sb.expect(&["enforce"], 0).starts_with("in sync"));
+}
+
+#[test]
+fn an_image_that_is_gone_fails_its_action_by_name_and_the_others_still_run() {
+    let sb = Sandbox::new();
+    let tag = sb.image("vanishing:1");
+    sb.run_image("lost", &tag);
+    sb.run("fine", &[], &[]);
+    sb.snapshot(&[]);
+    docker(&["rm", "-f", &sb.name("lost"), &sb.name("fine")]);
+    docker(&["rmi", &tag]);
+    let out = sb.expect(&["enforce"], 1);
+    assert!(
+        out.contains(&format!("! {}", sb.name("lost"))) && out.contains(&format!("image {tag}")),
+        "{out}"
+    );
+    assert!(out.contains("is not present and cannot be pulled"), "{out}");
+    assert_eq!(sb.inspect("fine")["State"]["Status"], "running");
+    assert!(!sb.exists("lost"));
+}

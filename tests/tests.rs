@@ -1,6 +1,9 @@
 //! The integration suite: one binary (each file under tests/ would otherwise be linked on its
 //! own), run through the real `guestlist` executable against the real engine.
 
+// A test that cannot set itself up should panic with the reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod util;
 
 /// The command-line contract without containers: help, usage errors, missing state, no engine.

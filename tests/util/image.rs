@@ -6,8 +6,6 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use super::docker;
-
 /// The shared image: imported once, then reused by later test runs. Tests never retag it.
 pub fn test_image() -> String {
     static IMAGE: OnceLock<String> = OnceLock::new();
@@ -96,9 +94,4 @@ pub fn import(tag: &str, extra_changes: &[&str]) -> String {
         "docker import failed"
     );
     tag.to_string()
-}
-
-/// The image id a tag names now.
-pub fn id_of(tag: &str) -> String {
-    docker(&["image", "inspect", "-f", "{{.Id}}", tag])
 }

@@ -106,6 +106,21 @@ impl Sandbox {
         docker(&args)
     }
 
+    /// `docker run -d` from a given image instead of the shared one.
+    pub fn run_image(&self, short: &str, image: &str) -> String {
+        let name = self.name(short);
+        let label = format!("{LABEL}={}", self.prefix);
+        docker(&["run", "-d", "--name", &name, "--label", &label, image])
+    }
+
+    /// An image of this sandbox's own (`<prefix>-<short>`), removed on drop. Each call makes a
+    /// new image id, so calling it twice with one tag moves the tag.
+    pub fn image(&self, short: &str) -> String {
+        let tag = format!("{}-{short}", self.prefix);
+        let label = format!("LABEL {LABEL}={}", self.prefix);
+        image::import(&tag, &[&label])
+    }
+
     /// A user-defined network owned by this sandbox, removed on drop.
     pub fn network(&self, short: &str, options: &[&str]) -> String {
         let name = self.name(short);
