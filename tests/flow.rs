@@ -160,6 +160,7 @@ fn enforce_repairs_every_kind_of_drift_and_touches_nothing_else() {
     let sb = Sandbox::new();
     let outsider = drifted(&sb);
     let quiet = sb.id("quiet");
+    let stopped = sb.id("stopped");
 
     let dry = sb.expect(&["enforce", "--dry-run"], 1);
     assert!(dry.contains(&format!("- {}", sb.name("extra"))), "{dry}");
@@ -186,6 +187,11 @@ fn enforce_repairs_every_kind_of_drift_and_touches_nothing_else() {
     assert!(!sb.exists("extra"), "the extra container is still there");
     docker(&["volume", "inspect", &sb.name("extra-data")]);
     assert_eq!(sb.id("quiet"), quiet, "an in-sync container was touched");
+    assert_eq!(
+        sb.id("stopped"),
+        stopped,
+        "a stopped container was recreated, not started"
+    );
     assert!(
         docker_output(&["inspect", &outsider]).status.success(),
         "a container outside the scope was touched"
@@ -241,7 +247,11 @@ fn snapshot_with_names_needs_an_existing_state() {
     sb.run("web", &[], &[]);
     let (code, _, stderr) = sb.gl(&["snapshot", &sb.name("web")]);
     assert_eq!(code, 2);
-    assert!(stderr.contains("without names first"), "{stderr}");
+    assert!(stderr.contains("guestlist: no state file at"), "{stderr}");
+    assert!(
+        stderr.contains("hint: run `guestlist snapshot` without names first"),
+        "{stderr}"
+    );
 }
 
 #[test]

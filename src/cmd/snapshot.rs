@@ -1,14 +1,14 @@
 //! `guestlist snapshot`: record the containers running now as the list, or add and refresh the
 //! named ones in the existing list (how an operator approves a new or updated container).
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 
 use super::{print, Hint, Outcome, Settings};
 use crate::cli::SnapshotArgs;
 use crate::execute::REPLACEMENT_SUFFIX;
 use crate::observe::{self, Capture};
 use crate::plan::Observed;
-use crate::state::{self, Entry, State, VERSION};
+use crate::state::{self, Entry, LoadError, State, VERSION};
 
 pub async fn run(settings: &Settings, args: SnapshotArgs) -> Result<Outcome> {
     if args.names.is_empty() {
@@ -52,11 +52,16 @@ async fn whole(settings: &Settings, args: SnapshotArgs) -> Result<Outcome> {
 }
 
 async fn named(settings: &Settings, args: SnapshotArgs) -> Result<Outcome> {
-    let mut state = settings.load_state().context(Hint(
-        "run `guestlist snapshot` without names first: a list of only the named containers \
-         would make every other container an extra"
-            .into(),
-    ))?;
+    let mut state = match state::load(&settings.state_path) {
+        Err(LoadError::NotFound(path)) => {
+            return Err(anyhow!("no state file at {}", path.display())).context(Hint(
+                "run `guestlist snapshot` without names first: a list of only the named \
+                 containers would make every other container an extra"
+                    .into(),
+            ))
+        }
+        loaded => loaded?,
+    };
     let engine = settings.connect(std::time::Duration::ZERO).await?;
     let wanted = args.names.iter().cloned().collect();
     let observed = observe::host(&engine, &state.scope, Capture::Named(&wanted)).await?;
