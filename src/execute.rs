@@ -138,11 +138,25 @@ async fn replace(
         engine.remove(&new_id).await.ok();
         return Err(e.context("cannot remove the container being replaced"));
     }
-    engine.rename(&new_id, name).await?;
+    rename_when_free(engine, &new_id, name).await?;
     if start {
         engine.start(&new_id).await?;
     }
     Ok(())
+}
+
+/// Give the replacement its name. The old container's removal can still be finishing (an
+/// `--rm` container removes itself when stopped), which the engine answers with a conflict.
+async fn rename_when_free(engine: &Engine, id: &str, name: &str) -> Result<()> {
+    for _ in 0..50 {
+        match engine.rename(id, name).await {
+            Err(e) if engine::is_conflict(&e) => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            done => return done,
+        }
+    }
+    engine.rename(id, name).await
 }
 
 /// Create `name` from `spec` and attach its other networks; a container that cannot be fully

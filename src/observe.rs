@@ -72,7 +72,9 @@ pub async fn host(engine: &Engine, scope: &Scope, capture: Capture<'_>) -> Resul
             .and_then(|j| j["State"]["Status"].as_str().map(String::from))
             .unwrap_or(c.status);
         observed.push(Observed {
-            running: status == "running" || status == "restarting",
+            // A paused container was paused on purpose and cannot be started; a restarting one
+            // is the engine's restart policy at work.
+            running: matches!(status.as_str(), "running" | "restarting" | "paused"),
             id: c.id,
             name: c.name,
             image: c.image,

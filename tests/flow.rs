@@ -312,3 +312,20 @@ fn an_image_that_is_gone_fails_its_action_by_name_and_the_others_still_run() {
     assert_eq!(sb.inspect("fine")["State"]["Status"], "running");
     assert!(!sb.exists("lost"));
 }
+
+#[test]
+fn a_changed_auto_remove_container_is_replaced_although_it_removes_itself() {
+    let sb = Sandbox::new();
+    sb.run("ephemeral", &["--rm", "-e", "V=recorded"], &[]);
+    sb.snapshot(&[]);
+    docker(&["rm", "-f", &sb.name("ephemeral")]);
+    sb.run("ephemeral", &["--rm", "-e", "V=drifted"], &[]);
+    sb.expect(&["enforce", "--stop-timeout", "0"], 0);
+    let after = sb.inspect("ephemeral");
+    assert!(after["Config"]["Env"]
+        .as_array()
+        .expect("env")
+        .contains(&Value::from("V=recorded")));
+    assert_eq!(after["HostConfig"]["AutoRemove"], true);
+    assert!(sb.expect(&["enforce"], 0).starts_with("in sync"));
+}
