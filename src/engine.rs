@@ -112,6 +112,17 @@ fn status(err: &anyhow::Error) -> Option<u16> {
         })
 }
 
+/// The engine's 404 as `None`: "does not exist" is an answer, not a failed read.
+fn absent_as_none<T>(result: Result<T, BollardError>) -> Result<Option<T>, BollardError> {
+    match result {
+        Ok(found) => Ok(Some(found)),
+        Err(BollardError::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 impl Engine {
     fn endpoint(&self) -> &str {
         &self.info.endpoint
@@ -159,31 +170,24 @@ impl Engine {
 
     /// `docker inspect` of one container as JSON; `None` if it no longer exists.
     pub async fn inspect(&self, id: &str) -> Result<Option<Value>> {
-        match self.docker.inspect_container(id, None).await {
-            Ok(found) => Ok(Some(serde_json::to_value(found)?)),
-            Err(BollardError::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("cannot inspect container {id}")),
-        }
+        let found = absent_as_none(self.docker.inspect_container(id, None).await)
+            .with_context(|| format!("cannot inspect container {id}"))?;
+        Ok(found.map(serde_json::to_value).transpose()?)
     }
 
     /// An image by reference or id; `None` if the engine does not have it.
     pub async fn image(&self, reference: &str) -> Result<Option<Image>> {
-        match self.docker.inspect_image(reference).await {
-            Ok(image) => Ok(Some(Image {
-                id: image.id.unwrap_or_default(),
-                config: image
-                    .config
-                    .map(serde_json::to_value)
-                    .transpose()?
-                    .unwrap_or(Value::Null),
-            })),
-            Err(BollardError::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("cannot inspect image {reference}")),
-        }
+        let found = absent_as_none(self.docker.inspect_image(reference).await)
+            .with_context(|| format!("cannot inspect image {reference}"))?;
+        let Some(image) = found else { return Ok(None) };
+        Ok(Some(Image {
+            id: image.id.unwrap_or_default(),
+            config: image
+                .config
+                .map(serde_json::to_value)
+                .transpose()?
+                .unwrap_or(Value::Null),
+        }))
     }
 
     /// Pull `reference` from its registry.
@@ -268,12 +272,8 @@ impl Engine {
 
     /// Whether a volume by this name exists.
     pub async fn volume_exists(&self, name: &str) -> Result<bool> {
-        match self.docker.inspect_volume(name).await {
-            Ok(_) => Ok(true),
-            Err(BollardError::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(false),
-            Err(e) => Err(e).with_context(|| format!("cannot inspect volume {name}")),
-        }
+        let found = absent_as_none(self.docker.inspect_volume(name).await)
+            .with_context(|| format!("cannot inspect volume {name}"))?;
+        Ok(found.is_some())
     }
 }
