@@ -25,13 +25,11 @@ pub enum Capture<'a> {
 /// Every container in `scope`, with the run configuration captured for those `capture` names.
 pub async fn host(engine: &Engine, scope: &Scope, capture: Capture<'_>) -> Result<Vec<Observed>> {
     let listed = engine.list(scope).await?;
-    let wanted: Vec<&Listed> = listed
-        .iter()
-        .filter(|c| match &capture {
-            Capture::All => true,
-            Capture::Named(names) => names.contains(&c.name),
-        })
-        .collect();
+    let wants = |c: &Listed| match &capture {
+        Capture::All => true,
+        Capture::Named(names) => names.contains(&c.name),
+    };
+    let wanted: Vec<&Listed> = listed.iter().filter(|c| wants(c)).collect();
 
     let inspected: Vec<(String, Value)> = stream::iter(wanted)
         .map(|c| async move {
@@ -52,6 +50,11 @@ pub async fn host(engine: &Engine, scope: &Scope, capture: Capture<'_>) -> Resul
 
     let mut observed = Vec::with_capacity(listed.len());
     for c in listed {
+        if wants(&c) && !inspected.contains_key(&c.id) {
+            // Removed between the list and the inspect: it is gone, and must plan as missing
+            // rather than as an allowed container with nothing to compare.
+            continue;
+        }
         let spec = match inspected.get(&c.id) {
             Some(json) => {
                 let image_id = json["Image"].as_str().unwrap_or_default();
