@@ -11,7 +11,9 @@ const EXIT_CODES: &str = "\
 Exit codes:
   diff, enforce --dry-run   0 in sync, 1 drift, 2 error
   enforce                   0 the host matches the list after the pass,
-                            1 an action failed or drift remains, 2 could not run
+                            1 an action failed, drift remains, or the pass would
+                              exceed --max-removals (then nothing is done),
+                            2 could not run
   snapshot, forget          0 done, 2 error
 
 Examples:
@@ -106,6 +108,11 @@ pub struct EnforceArgs {
     /// Grace period for stopping containers before they are killed (e.g. 10s, 1m, 0)
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub stop_timeout: std::time::Duration,
+
+    /// Do nothing at all if the pass would remove or replace more than N containers
+    /// [default: 10; 0 when the list is empty and has no scope]
+    #[arg(long, value_name = "N")]
+    pub max_removals: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -111,6 +111,13 @@ impl Plan {
     pub fn is_empty(&self) -> bool {
         self.waves.iter().all(Vec::is_empty)
     }
+
+    /// How many existing containers this plan removes or replaces.
+    pub fn removal_count(&self) -> usize {
+        self.actions()
+            .filter(|a| matches!(a, Action::Replace { .. } | Action::Remove { .. }))
+            .count()
+    }
 }
 
 /// Plan the actions that bring `observed` back to `state`.

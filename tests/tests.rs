@@ -12,3 +12,5 @@ mod cli;
 mod fidelity;
 /// snapshot, diff, enforce and forget end to end.
 mod flow;
+/// Limits on what one pass may do.
+mod safety;
