@@ -15,12 +15,15 @@ Exit codes:
                               exceed --max-removals (then nothing is done),
                             2 could not run
   snapshot, forget          0 done, 2 error
+  watch                     0 stopped by SIGTERM or SIGINT, 2 could not start
+                              (it never exits on engine errors: it reconnects)
 
 Examples:
   guestlist snapshot --scope label=team=web     record what runs now
   guestlist diff --format json                  what drifted, for a script
   guestlist enforce --dry-run                   what a pass would do
-  guestlist snapshot web                        approve the current web container";
+  guestlist snapshot web                        approve the current web container
+  guestlist watch --stop-timeout 0              enforce on every engine event";
 
 /// Keep a Docker host running exactly the containers on its list.
 #[derive(Debug, Parser)]
@@ -59,6 +62,10 @@ pub enum Command {
     /// Do one pass: recreate or start what is missing, stop and remove what is not allowed
     #[command(after_help = EXIT_CODES)]
     Enforce(EnforceArgs),
+    /// Enforce continuously: a pass on every relevant engine event, and a full resync
+    /// every --resync; logs every action to stderr
+    #[command(after_help = EXIT_CODES)]
+    Watch(WatchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -101,6 +108,23 @@ pub struct DiffArgs {
 
 #[derive(Debug, Args)]
 pub struct EnforceArgs {
+    #[command(flatten)]
+    pub pass: PassArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub pass: PassArgs,
+
+    /// Run a full pass at least this often, whatever the events say (e.g. 5m, 30s)
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_period)]
+    pub resync: std::time::Duration,
+}
+
+/// What `enforce` and `watch` share: how one pass acts.
+#[derive(Debug, Args)]
+pub struct PassArgs {
     /// Print the plan and change nothing (exits like diff)
     #[arg(long)]
     pub dry_run: bool,
@@ -113,12 +137,37 @@ pub struct EnforceArgs {
     /// [default: 10; 0 when the list is empty and has no scope]
     #[arg(long, value_name = "N")]
     pub max_removals: Option<usize>,
+
+    /// Longest wait between starts of a container that keeps dying (waits start at 1s and
+    /// double; they reset once it stays up 10s)
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_period)]
+    pub max_backoff: std::time::Duration,
+}
+
+impl PassArgs {
+    pub fn options(&self) -> crate::cmd::PassOptions {
+        crate::cmd::PassOptions {
+            dry_run: self.dry_run,
+            stop_timeout: self.stop_timeout,
+            max_removals: self.max_removals,
+            backoff: crate::backoff::Policy::with_max(self.max_backoff),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Text,
     Json,
+}
+
+/// A humantime period that must not be zero (a zero resync would spin).
+fn parse_period(text: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err("must be longer than 0 (examples: 30s, 5m)".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!("{e} (examples: 30s, 5m)")),
+    }
 }
 
 /// humantime, plus a bare `0` (kill at once), which is what people type.
@@ -191,11 +240,27 @@ mod tests {
         let Command::Enforce(args) = cli.command else {
             panic!()
         };
-        assert_eq!(args.stop_timeout, std::time::Duration::ZERO);
+        assert_eq!(args.pass.stop_timeout, std::time::Duration::ZERO);
+        assert_eq!(args.pass.max_backoff.as_secs(), 300);
         let Command::Enforce(args) = parse(&["enforce", "--stop-timeout", "1m30s"]).command else {
             panic!()
         };
-        assert_eq!(args.stop_timeout.as_secs(), 90);
+        assert_eq!(args.pass.stop_timeout.as_secs(), 90);
+        let Command::Watch(args) = parse(&[
+            "watch",
+            "--resync",
+            "30s",
+            "--max-backoff",
+            "1m",
+            "--dry-run",
+        ])
+        .command
+        else {
+            panic!()
+        };
+        assert_eq!(args.resync.as_secs(), 30);
+        assert_eq!(args.pass.max_backoff.as_secs(), 60);
+        assert!(args.pass.dry_run);
         let Command::Diff(args) = parse(&["diff", "--format", "json"]).command else {
             panic!()
         };
@@ -208,5 +273,6 @@ mod tests {
         assert!(parse(&["guestlist", "enforce", "--stop-timeout", "soon"]).is_err());
         assert!(parse(&["guestlist", "snapshot", "--scope", "team=web"]).is_err());
         assert!(parse(&["guestlist", "diff", "--format", "yaml"]).is_err());
+        assert!(parse(&["guestlist", "watch", "--resync", "0s"]).is_err());
     }
 }

@@ -6,17 +6,18 @@
 //! `ApiVersion`, kept in `Engine::info`.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Context, Result};
 use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerCreateBody, EndpointSettings, NetworkConnectRequest};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
-    RemoveContainerOptionsBuilder, RenameContainerOptions, StopContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
+    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, RenameContainerOptions,
+    StopContainerOptionsBuilder,
 };
 use bollard::Docker;
-use futures_util::TryStreamExt;
+use futures_util::{Stream, StreamExt, TryStreamExt};
 use serde_json::Value;
 
 use crate::rules::Scope;
@@ -32,7 +33,24 @@ pub struct Engine {
     docker: Docker,
     pub info: EngineInfo,
     pub defaults: EngineDefaults,
+    /// The engine's own clock when we connected: event subscriptions start from it, so no
+    /// event falls between connecting and subscribing, whatever our clock says.
+    pub connected_at: Option<SystemTime>,
 }
+
+/// Something happened to a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// The engine's word for it: create, start, die, destroy, rename, ...
+    pub action: String,
+    pub name: String,
+}
+
+/// Container events that can change what a pass would do. Everything else (exec, attach,
+/// health status, ...) is noise that would only cost passes.
+const RELEVANT_EVENTS: [&str; 9] = [
+    "create", "start", "die", "stop", "destroy", "rename", "update", "pause", "unpause",
+];
 
 /// A container as the list call shows it.
 #[derive(Debug, Clone)]
@@ -90,6 +108,10 @@ pub async fn connect(endpoint: &str, timeout: Duration) -> Result<Engine> {
             log_driver: system.logging_driver.unwrap_or_else(|| "json-file".into()),
             cgroupns_mode: if cgroup_v2 { "private" } else { "host" }.into(),
         },
+        connected_at: system
+            .system_time
+            .as_deref()
+            .and_then(|t| humantime::parse_rfc3339(t).ok()),
     })
 }
 
@@ -166,6 +188,42 @@ impl Engine {
                 labels: c.labels.unwrap_or_default(),
             })
             .collect())
+    }
+
+    /// The container events in `scope` from `since` on (engine clock; the engine replays what
+    /// it still holds of the past, then streams). The stream ends or errs when the connection
+    /// is lost, which may mean the engine restarted.
+    pub fn events(
+        &self,
+        scope: &Scope,
+        since: Option<SystemTime>,
+    ) -> impl Stream<Item = Result<Event>> + Send + 'static {
+        let mut filters: HashMap<&str, Vec<String>> = HashMap::new();
+        // Without the type filter another engine's event types (Podman's pod, system) would
+        // fail to decode and end the stream.
+        filters.insert("type", vec!["container".into()]);
+        filters.insert("event", RELEVANT_EVENTS.map(String::from).to_vec());
+        let labels: Vec<String> = scope.iter().map(|s| s.filter_value()).collect();
+        if !labels.is_empty() {
+            filters.insert("label", labels);
+        }
+        let mut options = EventsOptionsBuilder::default().filters(&filters);
+        if let Some(since) = since.and_then(|t| t.duration_since(UNIX_EPOCH).ok()) {
+            // The engine takes only Unix seconds with a fraction here.
+            options = options.since(&format!("{}.{:09}", since.as_secs(), since.subsec_nanos()));
+        }
+        let endpoint = self.endpoint().to_string();
+        self.docker.events(Some(options.build())).map(move |item| {
+            let message = item.with_context(|| format!("lost the event stream from {endpoint}"))?;
+            let actor = message.actor.unwrap_or_default();
+            Ok(Event {
+                action: message.action.unwrap_or_default(),
+                name: actor
+                    .attributes
+                    .and_then(|mut a| a.remove("name"))
+                    .unwrap_or(actor.id.unwrap_or_default()),
+            })
+        })
     }
 
     /// `docker inspect` of one container as JSON; `None` if it no longer exists.

@@ -8,7 +8,7 @@ use futures_util::{stream, StreamExt, TryStreamExt};
 use serde_json::Value;
 
 use crate::engine::{Engine, Listed};
-use crate::plan::Observed;
+use crate::plan::{Observed, Run};
 use crate::rules::Scope;
 use crate::spec::{self, CaptureContext};
 
@@ -74,6 +74,7 @@ pub async fn host(engine: &Engine, scope: &Scope, capture: Capture<'_>) -> Resul
             .get(&c.id)
             .and_then(|j| j["State"]["Status"].as_str().map(String::from))
             .unwrap_or(c.status);
+        let last_run = inspected.get(&c.id).map(last_run).unwrap_or_default();
         observed.push(Observed {
             // A paused container was paused on purpose and cannot be started; a restarting one
             // is the engine's restart policy at work.
@@ -84,9 +85,25 @@ pub async fn host(engine: &Engine, scope: &Scope, capture: Capture<'_>) -> Resul
             status,
             labels: c.labels,
             spec,
+            last_run,
         });
     }
     Ok(observed)
+}
+
+/// When the container's last run started and ended. The engine writes the zero time
+/// (year 1) for "never", which parses as nothing.
+fn last_run(inspect: &Value) -> Run {
+    let time = |key: &str| {
+        inspect["State"][key]
+            .as_str()
+            .and_then(|t| humantime::parse_rfc3339(t).ok())
+    };
+    let running = inspect["State"]["Running"].as_bool().unwrap_or(false);
+    Run {
+        started: time("StartedAt"),
+        finished: if running { None } else { time("FinishedAt") },
+    }
 }
 
 /// The `Config` of each distinct image the inspected containers run; `None` for an image that is

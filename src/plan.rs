@@ -7,6 +7,7 @@
 //! here in case they did.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::SystemTime;
 
 use crate::rules::in_scope;
 use crate::spec::{self, ContainerSpec};
@@ -25,6 +26,16 @@ pub struct Observed {
     pub labels: HashMap<String, String>,
     /// Its captured run configuration; present for containers whose name is on the list.
     pub spec: Option<ContainerSpec>,
+    /// When its last run started and ended; known for containers whose name is on the list.
+    pub last_run: Run,
+}
+
+/// The span of a container's last run, which tells a crash loop from a container that stayed up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Run {
+    pub started: Option<SystemTime>,
+    /// When it stopped; `None` while it runs.
+    pub finished: Option<SystemTime>,
 }
 
 /// Why an allowed container that exists is replaced.
@@ -101,6 +112,9 @@ pub struct Plan {
     pub tolerated: Vec<Tolerated>,
     /// Allowed containers that need nothing.
     pub in_sync: Vec<String>,
+    /// Allowed containers the engine is removing right now (`docker rm -f` in progress): the
+    /// name is still taken, so they are created again by the pass after they are gone.
+    pub removing: Vec<String>,
 }
 
 impl Plan {
@@ -108,8 +122,14 @@ impl Plan {
         self.waves.iter().flatten()
     }
 
+    /// Nothing drifted: the host matches the list.
     pub fn is_empty(&self) -> bool {
-        self.waves.iter().all(Vec::is_empty)
+        !self.has_actions() && self.removing.is_empty()
+    }
+
+    /// Whether there is anything to do now.
+    pub fn has_actions(&self) -> bool {
+        self.waves.iter().any(|w| !w.is_empty())
     }
 
     /// How many existing containers this plan removes or replaces.
@@ -131,8 +151,14 @@ pub fn plan(state: &State, observed: &[Observed]) -> Plan {
 
     let mut decided: BTreeMap<String, Action> = BTreeMap::new();
     let mut in_sync = Vec::new();
+    let mut removing = Vec::new();
     for entry in &state.containers {
-        match classify(entry, by_name.get(entry.name.as_str()).copied()) {
+        let live = by_name.get(entry.name.as_str()).copied();
+        if live.is_some_and(|o| o.status == "removing") {
+            removing.push(entry.name.clone());
+            continue;
+        }
+        match classify(entry, live) {
             Some(action) => {
                 decided.insert(entry.name.clone(), action);
             }
@@ -171,6 +197,7 @@ pub fn plan(state: &State, observed: &[Observed]) -> Plan {
         waves,
         tolerated,
         in_sync,
+        removing,
     }
 }
 
@@ -355,6 +382,7 @@ mod tests {
                 status: "running".into(),
                 labels: HashMap::new(),
                 spec: Some(self.0.spec.clone()),
+                last_run: Run::default(),
             }
         }
     }
@@ -368,6 +396,7 @@ mod tests {
             status: "running".into(),
             labels: HashMap::new(),
             spec: None,
+            last_run: Run::default(),
         }
     }
 
@@ -414,6 +443,18 @@ mod tests {
             markers(&plan),
             vec![vec!["- intruder"], vec!["> db", "+ web"]]
         );
+    }
+
+    #[test]
+    fn an_allowed_container_being_removed_waits_for_the_next_pass() {
+        let web = entry("web");
+        let mut live = web.observed();
+        live.running = false;
+        live.status = "removing".into();
+        let plan = plan(&state(vec![web]), &[live]);
+        assert!(!plan.has_actions());
+        assert!(!plan.is_empty());
+        assert_eq!(plan.removing, ["web"]);
     }
 
     #[test]

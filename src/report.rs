@@ -4,26 +4,39 @@
 //! Text reads like a plan, one line per container: `+` create, `>` start, `~` replace,
 //! `-` remove, and two spaces for a tolerated extra. The same words are the JSON keys.
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
+
+use crate::backoff::Held;
 
 use crate::execute::ActionResult;
 use crate::plan::{Action, Plan, Reason};
 
-/// `diff` and `enforce --dry-run` as text.
-pub fn plan_text(plan: &Plan) -> String {
+/// `diff` and `enforce --dry-run` as text; starts held back by the crash-loop backoff say so.
+pub fn plan_text(plan: &Plan, held: &[Held]) -> String {
     let width = name_width(
         plan.actions()
             .map(Action::name)
+            .chain(plan.removing.iter().map(String::as_str))
             .chain(plan.tolerated.iter().map(|t| t.name.as_str())),
     );
     let mut out = String::new();
     for action in plan.actions() {
+        let then = match held.iter().find(|h| h.name == action.name()) {
+            Some(h) => held_back(h),
+            None => would(action).into(),
+        };
         out += &format!(
-            "{} {:width$}  {}\n",
+            "{} {:width$}  {}: {then}\n",
             action.marker(),
             action.name(),
-            intent(action)
+            condition(action),
         );
+    }
+    for name in &plan.removing {
+        out +=
+            &format!("+ {name:width$}  missing (being removed): will be created once it is gone\n");
     }
     for t in &plan.tolerated {
         out += &format!(
@@ -32,20 +45,50 @@ pub fn plan_text(plan: &Plan) -> String {
         );
     }
     out += &summary(plan);
+    if !held.is_empty() {
+        out += &format!("; {} held back", held.len());
+    }
     out.push('\n');
     out
 }
 
-fn intent(action: &Action) -> String {
+/// What is wrong with the container the action is for.
+fn condition(action: &Action) -> String {
     match action {
-        Action::Create { start: true, .. } => "missing: would be created and started".into(),
-        Action::Create { start: false, .. } => {
-            "missing: would be created (recorded stopped)".into()
-        }
-        Action::Start { .. } => "stopped: would be started".into(),
-        Action::Replace { reason, .. } => format!("{}: would be replaced", why(reason)),
-        Action::Remove { image, .. } => format!("extra (image {image}): would be removed"),
+        Action::Create { .. } => "missing".into(),
+        Action::Start { .. } => "stopped".into(),
+        Action::Replace { reason, .. } => why(reason),
+        Action::Remove { image, .. } => format!("extra (image {image})"),
     }
+}
+
+fn would(action: &Action) -> &'static str {
+    match action {
+        Action::Create { start: true, .. } => "would be created and started",
+        Action::Create { start: false, .. } => "would be created (recorded stopped)",
+        Action::Start { .. } => "would be started",
+        Action::Replace { .. } => "would be replaced",
+        Action::Remove { .. } => "would be removed",
+    }
+}
+
+/// Why a start waits, and for how long.
+pub fn held_back(held: &Held) -> String {
+    match &held.behind {
+        Some(dep) => format!("held back while {dep}, which it needs, keeps dying"),
+        None => format!(
+            "keeps dying ({} {} did not stay up): next start in {}",
+            held.starts,
+            if held.starts == 1 { "start" } else { "starts" },
+            whole_seconds(held.wait)
+        ),
+    }
+}
+
+/// A wait rounded up to whole seconds: "next start in 0s" would be a lie.
+fn whole_seconds(wait: Duration) -> String {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    humantime::format_duration(Duration::from_secs(secs)).to_string()
 }
 
 fn why(reason: &Reason) -> String {
@@ -57,7 +100,7 @@ fn why(reason: &Reason) -> String {
 
 fn summary(plan: &Plan) -> String {
     let count = |f: fn(&Action) -> bool| plan.actions().filter(|a| f(a)).count();
-    let missing = count(|a| matches!(a, Action::Create { .. }));
+    let missing = count(|a| matches!(a, Action::Create { .. })) + plan.removing.len();
     let stopped = count(|a| matches!(a, Action::Start { .. }));
     let changed = count(|a| matches!(a, Action::Replace { .. }));
     let extra = count(|a| matches!(a, Action::Remove { .. }));
@@ -98,6 +141,9 @@ pub fn plan_json(plan: &Plan) -> Value {
                 extra.push(json!({"name": name, "id": id, "image": image}))
             }
         }
+    }
+    for name in &plan.removing {
+        missing.push(json!({"name": name, "being_removed": true}));
     }
     let tolerated: Vec<Value> = plan
         .tolerated
@@ -141,6 +187,28 @@ pub fn results_text(results: &[ActionResult]) -> String {
         results.len() - failed
     );
     out
+}
+
+/// One action's result as a log line: what was wrong, what was done about it, and any notes.
+pub fn result_line(r: &ActionResult) -> String {
+    let (marker, name, condition) = (r.action.marker(), r.action.name(), condition(&r.action));
+    // The condition already says why it was replaced, and what image an extra ran.
+    let done = match &r.action {
+        Action::Replace { .. } => "replaced".into(),
+        Action::Remove { .. } => "removed (volumes kept)".into(),
+        other => done(other),
+    };
+    match &r.outcome {
+        Ok(notes) if notes.is_empty() => format!("{marker} {name}: {condition}: {done}"),
+        Ok(notes) => format!(
+            "{marker} {name}: {condition}: {done} (note: {})",
+            notes.join("; note: ")
+        ),
+        Err(cause) => format!(
+            "! {name}: {condition}: failed to {}: {cause}",
+            verb(&r.action)
+        ),
+    }
 }
 
 fn done(action: &Action) -> String {
@@ -210,12 +278,13 @@ mod tests {
                 rule: "name=ci-*".into(),
             }],
             in_sync: vec!["cache".into()],
+            removing: Vec::new(),
         }
     }
 
     #[test]
     fn plan_text_has_one_marked_line_per_container_and_a_summary() {
-        let text = plan_text(&drifted());
+        let text = plan_text(&drifted(), &[]);
         assert_eq!(
             text,
             "- intruder  extra (image evil:1): would be removed\n\
@@ -228,12 +297,38 @@ mod tests {
     }
 
     #[test]
+    fn held_starts_say_how_long_they_wait_and_log_lines_say_why() {
+        let held = [Held {
+            name: "db".into(),
+            starts: 3,
+            wait: Duration::from_millis(3200),
+            behind: None,
+        }];
+        let text = plan_text(&drifted(), &held);
+        assert!(
+            text.contains(
+                "> db        stopped: keeps dying (3 starts did not stay up): next start in 4s\n"
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with("tolerated); 1 held back\n"), "{text}");
+        let removed = ActionResult {
+            action: drifted().waves[0][0].clone(),
+            outcome: Ok(Vec::new()),
+        };
+        assert_eq!(
+            result_line(&removed),
+            "- intruder: extra (image evil:1): removed (volumes kept)"
+        );
+    }
+
+    #[test]
     fn in_sync_text_is_one_line() {
         let plan = Plan {
             in_sync: vec!["web".into()],
             ..Plan::default()
         };
-        assert_eq!(plan_text(&plan), "in sync: 1 allowed, 0 tolerated\n");
+        assert_eq!(plan_text(&plan, &[]), "in sync: 1 allowed, 0 tolerated\n");
     }
 
     #[test]

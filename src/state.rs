@@ -137,21 +137,25 @@ fn validate(state: &State) -> Result<()> {
 /// Write `state` to `path` atomically with mode 0600, creating the directory (0700) if needed.
 /// A reader sees the old file or the new one, never a mix; a crash never leaves an empty file.
 pub fn save(path: &Path, state: &State) -> Result<()> {
+    let mut json = serde_json::to_string_pretty(state).context("cannot serialize the state")?;
+    json.push('\n');
+    write_private(path, json.as_bytes())
+        .with_context(|| format!("cannot write state file {}", path.display()))
+}
+
+/// Replace `path` with `contents` atomically, readable by the owner only, creating its
+/// directory (0700) when needed: a crash leaves the old file or the new one, never half.
+pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
     create_private_dir(dir)?;
-    let mut json = serde_json::to_string_pretty(state).context("cannot serialize the state")?;
-    json.push('\n');
-    let context = || format!("cannot write state file {}", path.display());
     // NamedTempFile is created 0600 in the same directory, so the rename is atomic.
-    let mut file = tempfile::NamedTempFile::new_in(dir).with_context(context)?;
-    file.write_all(json.as_bytes()).with_context(context)?;
-    file.as_file().sync_all().with_context(context)?;
-    file.persist(path)
-        .map_err(|e| e.error)
-        .with_context(context)?;
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    file.write_all(contents)?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .with_context(|| format!("cannot sync directory {}", dir.display()))?;

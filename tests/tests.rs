@@ -14,3 +14,5 @@ mod fidelity;
 mod flow;
 /// Limits on what one pass may do.
 mod safety;
+/// `guestlist watch` and the crash-loop backoff it shares with `enforce`.
+mod watch;

@@ -11,7 +11,7 @@ pub async fn run(settings: &Settings, args: DiffArgs) -> Result<Outcome> {
     let engine = settings.connect(std::time::Duration::ZERO).await?;
     let plan = plan::plan(&state, &observe::allowed(&engine, &state).await?);
     match args.format {
-        Format::Text => print(&report::plan_text(&plan)),
+        Format::Text => print(&report::plan_text(&plan, &[])),
         Format::Json => print(&format!("{}\n", report::plan_json(&plan))),
     }
     Ok(if plan.is_empty() {

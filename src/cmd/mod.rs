@@ -4,7 +4,11 @@
 mod diff;
 mod enforce;
 mod forget;
+mod pass;
 mod snapshot;
+mod watch;
+
+pub use pass::Options as PassOptions;
 
 use std::fmt;
 use std::io::Write;
@@ -111,6 +115,16 @@ impl Settings {
     }
 }
 
+/// Log lines go to stderr, with a UTC timestamp, and without colours: they end up in journald
+/// and cron mail more often than on a terminal.
+fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::INFO)
+        .with_target(false)
+        .init();
+}
+
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> Result<Outcome> {
     // One thread: the work is waiting on the engine, and a second thread costs start-up time
@@ -120,12 +134,14 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         .build()
         .context("cannot start the async runtime")?;
     let settings = Settings::resolve(&cli)?;
+    init_logging();
     runtime.block_on(async {
         match cli.command {
             Command::Snapshot(args) => snapshot::run(&settings, args).await,
             Command::Forget(args) => forget::run(&settings, args),
             Command::Diff(args) => diff::run(&settings, args).await,
             Command::Enforce(args) => enforce::run(&settings, args).await,
+            Command::Watch(args) => watch::run(&settings, args).await,
         }
     })
 }

@@ -3,6 +3,7 @@
 //! at DOCKER_HOST or the default socket; when none answers they fail saying so.
 
 pub mod image;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -137,6 +138,22 @@ impl Sandbox {
         let mut cmd = assert_cmd::Command::cargo_bin("guestlist").expect("guestlist binary");
         cmd.env("XDG_DATA_HOME", self.data.path())
             .env_remove("GUESTLIST_STATE");
+        cmd
+    }
+
+    /// `guestlist watch` with `args` in the background, confined like `guestlist()`; it is
+    /// killed when the returned watcher is dropped.
+    pub fn watch(&self, args: &[&str]) -> watch::Watcher {
+        watch::Watcher::spawn(self.watch_command(args))
+    }
+
+    /// The command line `watch` runs, to adjust (endpoint) before spawning it.
+    pub fn watch_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("guestlist"));
+        cmd.env("XDG_DATA_HOME", self.data.path())
+            .env_remove("GUESTLIST_STATE")
+            .arg("watch")
+            .args(args);
         cmd
     }
 

@@ -1,0 +1,154 @@
+//! One reconciliation pass, the same for `enforce` and `watch`: observe, plan, hold back the
+//! starts of crash-looping containers, check the removal limit, act, and remember the starts.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Result;
+
+use crate::backoff::{self, Held, Policy};
+use crate::engine::Engine;
+use crate::execute::{self, ActionResult};
+use crate::observe;
+use crate::plan::{self, Plan};
+use crate::state::State;
+
+/// How many containers one pass may remove or replace unless `--max-removals` says otherwise.
+const DEFAULT_MAX_REMOVALS: usize = 10;
+
+pub struct Options {
+    /// Plan, but change nothing.
+    pub dry_run: bool,
+    pub stop_timeout: Duration,
+    pub max_removals: Option<usize>,
+    pub backoff: Policy,
+}
+
+/// What a pass found and did.
+pub struct Pass {
+    /// Everything that drifted, held starts included.
+    pub plan: Plan,
+    /// Starts held back because the container keeps dying.
+    pub held: Vec<Held>,
+    pub acted: Acted,
+    /// Things that did not stop the pass but that the operator should hear about.
+    pub warnings: Vec<String>,
+}
+
+pub enum Acted {
+    /// A dry run, or nothing could be done now.
+    Nothing,
+    /// The pass would have removed or replaced more than `limit` containers; nothing was done.
+    Refused { removals: usize, limit: usize },
+    /// The actions ran, each with its result.
+    Done(Vec<ActionResult>),
+}
+
+impl Pass {
+    /// Whether the host matches the list, as far as this pass saw before acting.
+    pub fn in_sync(&self) -> bool {
+        self.plan.is_empty()
+    }
+}
+
+/// Run one pass against `state`, with the restart history kept beside the state file.
+pub async fn run(
+    engine: &Engine,
+    state: &State,
+    state_path: &Path,
+    options: &Options,
+) -> Result<Pass> {
+    let observed = observe::allowed(engine, state).await?;
+    let plan = plan::plan(state, &observed);
+    let history_path = backoff::path_for(state_path);
+    let (mut history, warning) = backoff::load(&history_path);
+    let mut warnings: Vec<String> = warning.into_iter().collect();
+    let before = history.clone();
+
+    let allowed: BTreeSet<&str> = state.containers.iter().map(|e| e.name.as_str()).collect();
+    let now = SystemTime::now();
+    history.forget_stable(&allowed, &observed, &options.backoff, now);
+    let (runnable, held) = history.hold(plan.clone(), &options.backoff, now);
+
+    let acted = if options.dry_run || !runnable.has_actions() {
+        Acted::Nothing
+    } else {
+        let limit = removal_limit(state, options.max_removals);
+        if runnable.removal_count() > limit {
+            Acted::Refused {
+                removals: runnable.removal_count(),
+                limit,
+            }
+        } else {
+            let execute_options = execute::Options {
+                stop_timeout: options.stop_timeout,
+            };
+            let results = execute::run(engine, &runnable, &execute_options).await;
+            history.record(&results, SystemTime::now());
+            Acted::Done(results)
+        }
+    };
+    if !options.dry_run && history != before {
+        if let Err(e) = backoff::save(&history_path, &history) {
+            warnings.push(format!("{e:#}; crash loops are not held back across runs"));
+        }
+    }
+    Ok(Pass {
+        plan,
+        held,
+        acted,
+        warnings,
+    })
+}
+
+/// Removals allowed in one pass. A list with no containers and no scope would remove every
+/// container on the host, so it allows none unless the operator asked for it explicitly.
+fn removal_limit(state: &State, asked: Option<usize>) -> usize {
+    match asked {
+        Some(n) => n,
+        None if state.containers.is_empty() && state.scope.is_empty() => 0,
+        None => DEFAULT_MAX_REMOVALS,
+    }
+}
+
+/// The refusal of an over-limit pass, with what to do about it.
+pub fn refusal(removals: usize, limit: usize) -> String {
+    format!(
+        "refusing to act: this pass would remove or replace {removals} containers, more than \
+         --max-removals {limit}; nothing was changed"
+    )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn state(containers: usize, scoped: bool) -> State {
+        let scope = if scoped {
+            r#"["label=team=web"]"#
+        } else {
+            "[]"
+        };
+        let entry = r#"{"name": "N", "spec": {"image": "i", "image_id": "sha256:1"}}"#;
+        let entries: Vec<String> = (0..containers)
+            .map(|i| entry.replace('N', &format!("c{i}")))
+            .collect();
+        let text = format!(
+            r#"{{"version": 1, "taken_at": "", "engine": {{"endpoint": "", "id": "", "kind": "",
+               "version": "", "api_version": "", "hostname": ""}},
+               "scope": {scope}, "containers": [{}]}}"#,
+            entries.join(",")
+        );
+        crate::state::parse(&text).unwrap()
+    }
+
+    #[test]
+    fn an_empty_list_without_scope_allows_no_removals_unless_asked() {
+        assert_eq!(removal_limit(&state(0, false), None), 0);
+        assert_eq!(removal_limit(&state(0, false), Some(3)), 3);
+        assert_eq!(removal_limit(&state(0, true), None), DEFAULT_MAX_REMOVALS);
+        assert_eq!(removal_limit(&state(2, false), None), DEFAULT_MAX_REMOVALS);
+    }
+}

@@ -1,0 +1,386 @@
+//! `guestlist watch`: enforce continuously. A pass runs on every burst of relevant container
+//! events, at least every `--resync`, and when a held-back start comes due; nothing runs in
+//! between (no polling).
+//!
+//! The engine keeps no durable event history and drops events for slow readers, so events are
+//! only a trigger: every pass observes the whole scope again. After every (re)connect the
+//! subscription starts from the engine's clock at connect time and a full pass follows, so
+//! nothing that happened in between is missed. Engine errors never end the watch: it logs the
+//! outage once, reconnects with backoff, and resyncs as soon as the engine answers.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use futures_util::{Stream, StreamExt};
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::sync::mpsc;
+use tokio::time::{sleep, sleep_until, timeout, Instant};
+use tracing::{debug, info, warn};
+
+use super::pass::{self, Acted, Options, Pass};
+use super::{Outcome, Settings};
+use crate::cli::WatchArgs;
+use crate::engine::{Engine, Event};
+use crate::report;
+use crate::state::State;
+
+/// A burst of events is over when the engine has been quiet this long.
+const QUIET: Duration = Duration::from_millis(20);
+/// After a container died, a `destroy` often follows (`docker rm -f`); acting before it would
+/// try to start a container that is being removed.
+const SETTLE_AFTER_DIE: Duration = Duration::from_millis(150);
+/// A steady stream of events delays a pass by at most this much.
+const MAX_BATCH: Duration = Duration::from_secs(1);
+/// On SIGTERM, a pass in flight gets this long to finish before it is abandoned (every pass
+/// is idempotent: the next run picks up where it stopped).
+const FINISH_GRACE: Duration = Duration::from_millis(700);
+/// Reconnection delays: from the first, doubling up to the last.
+const RECONNECT_FIRST: Duration = Duration::from_millis(100);
+const RECONNECT_MAX: Duration = Duration::from_secs(5);
+
+pub async fn run(settings: &Settings, args: WatchArgs) -> Result<Outcome> {
+    let mut state = settings.load_state()?;
+    let options = args.pass.options();
+    let mut shutdown = Shutdown::install()?;
+    let mut health = Health::default();
+    info!(
+        "watching {} allowed containers at {} (state {}); full resync every {}",
+        state.containers.len(),
+        settings.endpoint,
+        settings.state_path.display(),
+        humantime::format_duration(args.resync)
+    );
+    loop {
+        let ended = match settings.connect(options.stop_timeout).await {
+            Ok(engine) => {
+                let mut session = Session {
+                    engine: &engine,
+                    settings,
+                    options: &options,
+                    resync: args.resync,
+                    health: &mut health,
+                    last_held: Vec::new(),
+                };
+                session.run(&mut state, &mut shutdown).await
+            }
+            Err(e) => Ended::Lost(e),
+        };
+        match ended {
+            Ended::Shutdown => break,
+            Ended::Resubscribe => continue,
+            Ended::Lost(e) => {
+                let delay = health.lost(&e);
+                tokio::select! {
+                    () = sleep(delay) => {}
+                    () = shutdown.recv() => break,
+                }
+            }
+        }
+    }
+    info!("stopped");
+    Ok(Outcome::Clean)
+}
+
+/// Why a session with the engine ended.
+enum Ended {
+    Shutdown,
+    /// The connection or a pass failed; reconnect after a delay.
+    Lost(anyhow::Error),
+    /// The scope in the state file changed: subscribe again with the new filter.
+    Resubscribe,
+}
+
+/// Outage bookkeeping: one log line when the engine goes away, one when it answers again.
+#[derive(Default)]
+struct Health {
+    failures: u32,
+}
+
+impl Health {
+    /// Note a failure; returns how long to wait before reconnecting.
+    fn lost(&mut self, err: &anyhow::Error) -> Duration {
+        if self.failures == 0 {
+            warn!("{err:#}; reconnecting until the engine answers");
+        } else {
+            debug!("still unreachable: {err:#}");
+        }
+        self.failures = self.failures.saturating_add(1);
+        reconnect_delay(self.failures)
+    }
+
+    fn answered(&mut self, endpoint: &str) {
+        if self.failures > 0 {
+            info!("the engine at {endpoint} answers again; resynced");
+        }
+        self.failures = 0;
+    }
+}
+
+fn reconnect_delay(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    RECONNECT_FIRST
+        .saturating_mul(1 << doublings)
+        .min(RECONNECT_MAX)
+}
+
+/// SIGTERM (systemd, docker stop) and SIGINT (Ctrl-C).
+struct Shutdown {
+    term: Signal,
+    interrupt: Signal,
+}
+
+impl Shutdown {
+    fn install() -> Result<Shutdown> {
+        let install = |kind| signal(kind).context("cannot install the signal handlers");
+        Ok(Shutdown {
+            term: install(SignalKind::terminate())?,
+            interrupt: install(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+    }
+}
+
+/// Events waiting to become a pass. The last event decides when the burst is over.
+#[derive(Debug, Default)]
+struct Batch {
+    first: Option<Instant>,
+    due: Option<Instant>,
+}
+
+impl Batch {
+    fn add(&mut self, now: Instant, event: &Event) {
+        let first = *self.first.get_or_insert(now);
+        let quiet = if event.action == "die" {
+            SETTLE_AFTER_DIE
+        } else {
+            QUIET
+        };
+        self.due = Some((now + quiet).min(first + MAX_BATCH));
+    }
+
+    fn due(&self) -> Option<Instant> {
+        self.due
+    }
+
+    fn clear(&mut self) {
+        *self = Batch::default();
+    }
+}
+
+/// One connection to the engine: its event subscription and the passes it triggers.
+struct Session<'a> {
+    engine: &'a Engine,
+    settings: &'a Settings,
+    options: &'a Options,
+    resync: Duration,
+    health: &'a mut Health,
+    /// What the last pass held back, so a crash loop is logged once per start, not per event.
+    last_held: Vec<(String, u32)>,
+}
+
+impl Session<'_> {
+    async fn run(&mut self, state: &mut State, shutdown: &mut Shutdown) -> Ended {
+        // Subscribe before the first pass observes anything; starting from the engine's clock
+        // at connect time covers the moment in between.
+        let since = self.engine.connected_at.map(|t| t - Duration::from_secs(1));
+        let (tx, mut events) = mpsc::unbounded_channel();
+        let reader = tokio::spawn(forward(self.engine.events(&state.scope, since), tx));
+        let _stop_reader = AbortOnDrop(reader);
+
+        let mut batch = Batch::default();
+        let mut next_pass = Instant::now();
+        let mut first = true;
+        loop {
+            let due = batch.due().map_or(next_pass, |d| d.min(next_pass));
+            tokio::select! {
+                () = shutdown.recv() => return Ended::Shutdown,
+                received = events.recv() => match received {
+                    Some(Ok(event)) => {
+                        debug!("event: {} {}", event.action, event.name);
+                        batch.add(Instant::now(), &event);
+                    }
+                    Some(Err(e)) => return Ended::Lost(e),
+                    None => {
+                        return Ended::Lost(anyhow!(
+                            "the event stream from {} ended",
+                            self.engine.info.endpoint
+                        ))
+                    }
+                },
+                () = sleep_until(due) => {
+                    batch.clear();
+                    if reload(self.settings, state) {
+                        return Ended::Resubscribe;
+                    }
+                    let pass = pass::run(self.engine, state, &self.settings.state_path, self.options);
+                    tokio::pin!(pass);
+                    let result = tokio::select! {
+                        result = &mut pass => result,
+                        () = shutdown.recv() => {
+                            if timeout(FINISH_GRACE, pass).await.is_err() {
+                                info!("abandoned the pass in flight; the next run completes it");
+                            }
+                            return Ended::Shutdown;
+                        }
+                    };
+                    match result {
+                        Ok(pass) => {
+                            self.health.answered(&self.engine.info.endpoint);
+                            if std::mem::take(&mut first) {
+                                let text = report::plan_text(&pass.plan, &pass.held);
+                                info!(
+                                    "full pass at {}: {}",
+                                    self.engine.info.endpoint,
+                                    text.lines().last().unwrap_or_default()
+                                );
+                            }
+                            let soonest = pass.held.iter().map(|h| h.wait).min();
+                            self.log(&pass);
+                            next_pass = Instant::now() + soonest.map_or(self.resync, |w| w.min(self.resync));
+                        }
+                        Err(e) => return Ended::Lost(e),
+                    }
+                }
+            }
+        }
+    }
+
+    fn log(&mut self, pass: &Pass) {
+        for warning in &pass.warnings {
+            warn!("{warning}");
+        }
+        match &pass.acted {
+            Acted::Done(results) => {
+                for r in results {
+                    match r.outcome {
+                        Ok(_) => info!("{}", report::result_line(r)),
+                        Err(_) => warn!("{}", report::result_line(r)),
+                    }
+                }
+            }
+            Acted::Refused { removals, limit } => {
+                warn!("{}", pass::refusal(*removals, *limit));
+                for line in report::plan_text(&pass.plan, &pass.held).lines() {
+                    warn!("  {line}");
+                }
+            }
+            Acted::Nothing if self.options.dry_run && !pass.in_sync() => {
+                for line in report::plan_text(&pass.plan, &pass.held).lines() {
+                    info!("dry run: {line}");
+                }
+            }
+            Acted::Nothing => {}
+        }
+        let held: Vec<(String, u32)> = pass
+            .held
+            .iter()
+            .map(|h| (h.name.clone(), h.starts))
+            .collect();
+        for h in &pass.held {
+            if !self.last_held.contains(&(h.name.clone(), h.starts)) {
+                info!("{}: {}", h.name, report::held_back(h));
+            }
+        }
+        self.last_held = held;
+    }
+}
+
+/// Read the state file again so `guestlist snapshot NAME` takes effect without a restart.
+/// A file that cannot be read now keeps the last good list in force. Returns whether the scope
+/// changed (the event filter depends on it).
+fn reload(settings: &Settings, state: &mut State) -> bool {
+    match settings.load_state() {
+        Ok(fresh) => {
+            let scope_changed = fresh.scope != state.scope;
+            *state = fresh;
+            scope_changed
+        }
+        Err(e) => {
+            warn!("{e:#}; keeping the list read before");
+            false
+        }
+    }
+}
+
+/// Move events from the engine's stream into the channel as fast as they come: a reader that
+/// lags loses events at the engine.
+async fn forward(
+    events: impl Stream<Item = Result<Event>>,
+    tx: mpsc::UnboundedSender<Result<Event>>,
+) {
+    let mut events = std::pin::pin!(events);
+    while let Some(item) = events.next().await {
+        let failed = item.is_err();
+        if tx.send(item).is_err() || failed {
+            break;
+        }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(action: &str) -> Event {
+        Event {
+            action: action.into(),
+            name: "web".into(),
+        }
+    }
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn a_burst_becomes_one_pass_after_the_engine_is_quiet() {
+        let t0 = Instant::now();
+        let mut batch = Batch::default();
+        assert_eq!(batch.due(), None);
+        batch.add(t0, &event("create"));
+        batch.add(t0 + 5 * MS, &event("start"));
+        assert_eq!(batch.due(), Some(t0 + 5 * MS + QUIET));
+        batch.clear();
+        assert_eq!(batch.due(), None);
+    }
+
+    #[test]
+    fn a_death_waits_for_a_removal_that_may_follow() {
+        let t0 = Instant::now();
+        let mut batch = Batch::default();
+        batch.add(t0, &event("die"));
+        assert_eq!(batch.due(), Some(t0 + SETTLE_AFTER_DIE));
+        // The removal came: no need to wait any longer than for any other burst.
+        batch.add(t0 + 90 * MS, &event("destroy"));
+        assert_eq!(batch.due(), Some(t0 + 90 * MS + QUIET));
+    }
+
+    #[test]
+    fn a_steady_stream_of_events_cannot_postpone_the_pass_for_ever() {
+        let t0 = Instant::now();
+        let mut batch = Batch::default();
+        for i in 0..100 {
+            batch.add(t0 + i * 10 * MS, &event("start"));
+        }
+        assert_eq!(batch.due(), Some(t0 + MAX_BATCH));
+    }
+
+    #[test]
+    fn reconnection_waits_double_up_to_five_seconds() {
+        let delays: Vec<u128> = (1..=8).map(|n| reconnect_delay(n).as_millis()).collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+        assert_eq!(reconnect_delay(u32::MAX), RECONNECT_MAX);
+    }
+}

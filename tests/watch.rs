@@ -1,0 +1,186 @@
+//! `guestlist watch` against the real engine, and the crash-loop backoff that `watch` and
+//! back-to-back `enforce` runs share.
+
+use std::time::{Duration, Instant};
+
+use crate::util::watch::{eventually, SocketProxy, Watcher};
+use crate::util::{docker, Sandbox};
+
+const WITHIN: Duration = Duration::from_secs(20);
+
+fn running(sb: &Sandbox, short: &str) -> bool {
+    sb.exists(short) && sb.inspect(short)["State"]["Running"] == true
+}
+
+#[test]
+fn an_extra_started_while_watching_is_removed() {
+    let sb = Sandbox::new();
+    sb.run("kept", &[], &[]);
+    sb.snapshot(&[]);
+    let watch = sb.watch(&["--stop-timeout", "0"]);
+    sb.run("intruder", &[], &[]);
+    eventually(WITHIN, "the extra is removed", || !sb.exists("intruder"));
+    watch.wait_for_log(&format!("- {}: extra", sb.name("intruder")), WITHIN);
+    assert!(running(&sb, "kept"));
+}
+
+#[test]
+fn a_deleted_container_comes_back_and_a_stopped_one_is_started_in_place() {
+    let sb = Sandbox::new();
+    sb.run("web", &[], &[]);
+    sb.run("db", &[], &[]);
+    sb.snapshot(&[]);
+    let db = sb.id("db");
+    let watch = sb.watch(&[]);
+
+    docker(&["rm", "-f", &sb.name("web")]);
+    eventually(WITHIN, "web is running again", || running(&sb, "web"));
+    docker(&["stop", "-t", "0", &sb.name("db")]);
+    eventually(WITHIN, "db is running again", || running(&sb, "db"));
+    assert_eq!(
+        sb.id("db"),
+        db,
+        "a stopped container is started, not recreated"
+    );
+    watch.wait_for_log(
+        &format!("+ {}: missing: created and started", sb.name("web")),
+        WITHIN,
+    );
+    watch.wait_for_log(&format!("> {}: stopped: started", sb.name("db")), WITHIN);
+    sb.expect(&["diff"], 0);
+}
+
+/// A container that exits at once once /data/crash exists; its named volume survives restarts.
+fn crash_looper(sb: &Sandbox) -> String {
+    let volume = format!("{}-data:/data", sb.prefix);
+    sb.run(
+        "loop",
+        &["-v", &volume],
+        &["sh", "-c", "test -e /data/crash && exit 3; exec sleep 3600"],
+    );
+    sb.name("loop")
+}
+
+/// The `next start in Ns` waits a watch log announced, in order.
+fn announced_waits(log: &str) -> Vec<u64> {
+    log.lines()
+        .filter_map(|l| l.split("next start in ").nth(1))
+        .filter_map(|w| w.trim_end_matches('s').parse().ok())
+        .collect()
+}
+
+#[test]
+fn a_crash_looping_container_is_restarted_after_growing_delays() {
+    let sb = Sandbox::new();
+    let name = crash_looper(&sb);
+    sb.snapshot(&[]);
+    let watch = sb.watch(&[]);
+    docker(&["exec", &name, "touch", "/data/crash"]);
+    docker(&["kill", &name]);
+
+    watch.wait_for_log("(3 starts did not stay up)", WITHIN);
+    let log = watch.log();
+    let waits = announced_waits(&log);
+    assert!(
+        waits.len() >= 3 && waits.windows(2).all(|w| w[0] < w[1]),
+        "waits do not grow: {waits:?}\n{log}"
+    );
+    assert_eq!(waits[..3], [1, 2, 4], "{log}");
+    let starts = log.matches(&format!("> {name}: stopped: started")).count();
+    assert!((3..=4).contains(&starts), "{starts} starts:\n{log}");
+
+    // It stays up once the cause is gone, and the history is forgotten after that.
+    let volume = format!("{}-data:/data", sb.prefix);
+    let image = crate::util::image::test_image();
+    docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &volume,
+        &image,
+        "busybox",
+        "rm",
+        "/data/crash",
+    ]);
+    eventually(Duration::from_secs(40), "the container runs again", || {
+        running(&sb, "loop")
+    });
+}
+
+#[test]
+fn back_to_back_enforce_runs_respect_the_backoff() {
+    let sb = Sandbox::new();
+    let name = crash_looper(&sb);
+    sb.snapshot(&[]);
+    docker(&["exec", &name, "touch", "/data/crash"]);
+    docker(&["kill", &name]);
+
+    let started = Instant::now();
+    let mut outputs = Vec::new();
+    while started.elapsed() < Duration::from_millis(2500) {
+        let (code, stdout, stderr) = sb.gl(&["enforce"]);
+        assert!(code < 2, "{stdout}{stderr}");
+        outputs.push(stdout);
+    }
+    let history_path = sb.state_path().with_file_name("state.restarts.json");
+    let history: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&history_path).unwrap()).unwrap();
+    let starts = history["containers"][&name]["starts"].as_u64().unwrap();
+    // Starts at 0 s, 1 s, then not before 3 s: at most two in 2.5 s, however many runs.
+    assert!(outputs.len() > 4, "too few runs to tell: {}", outputs.len());
+    assert!(
+        (1..=2).contains(&starts),
+        "{starts} starts in {} runs",
+        outputs.len()
+    );
+    assert!(
+        outputs.iter().any(|o| o.contains("keeps dying (")),
+        "no run said it held the start back:\n{}",
+        outputs.join("---\n")
+    );
+}
+
+#[test]
+fn sigterm_stops_watch_with_exit_0() {
+    let sb = Sandbox::new();
+    sb.run("web", &[], &[]);
+    sb.snapshot(&[]);
+    let mut watch = sb.watch(&[]);
+    let status = watch.terminate();
+    assert_eq!(status.code(), Some(0), "{}", watch.log());
+    assert!(watch.log().contains("stopped"));
+}
+
+#[test]
+fn watch_without_a_state_file_exits_2_and_says_what_to_do() {
+    let sb = Sandbox::new();
+    let out = sb.watch_command(&[]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no state file at"), "{stderr}");
+    assert!(stderr.contains("guestlist snapshot"), "{stderr}");
+}
+
+#[test]
+fn losing_the_engine_and_getting_it_back_resumes_enforcement() {
+    let sb = Sandbox::new();
+    sb.run("web", &[], &[]);
+    sb.snapshot(&[]);
+    let mut proxy = SocketProxy::start(&sb.dir().join("engine.sock"));
+    let mut command = sb.watch_command(&[]);
+    command.env("DOCKER_HOST", proxy.url());
+    let watch = Watcher::spawn(command);
+    watch.wait_for_log("full pass", WITHIN);
+
+    proxy.cut();
+    watch.wait_for_log("reconnecting until the engine answers", WITHIN);
+    docker(&["rm", "-f", &sb.name("web")]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!sb.exists("web"), "acted without an engine connection?");
+
+    proxy.restore();
+    watch.wait_for_log("answers again", WITHIN);
+    eventually(WITHIN, "web is back after the reconnect", || {
+        running(&sb, "web")
+    });
+}
