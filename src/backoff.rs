@@ -133,14 +133,18 @@ fn since(earlier: SystemTime, later: SystemTime) -> Duration {
     later.duration_since(earlier).unwrap_or(Duration::ZERO)
 }
 
-/// The starts that count: those of allowed containers meant to run.
-fn starts_container(action: &Action) -> bool {
-    matches!(
-        action,
-        Action::Start { .. }
-            | Action::Create { start: true, .. }
-            | Action::Replace { start: true, .. }
-    )
+/// Whether an action restarts a container that died: starting a stopped one, or creating an
+/// `--rm` one again (it removed itself when it died). Creating a container someone deleted,
+/// or replacing a changed one, is never held back: deletion is not a crash, and those are
+/// exactly the actions an operator expects at once.
+fn restarts(action: &Action) -> bool {
+    match action {
+        Action::Start { .. } => true,
+        Action::Create {
+            spec, start: true, ..
+        } => spec.host_config.get("AutoRemove") == Some(&serde_json::Value::Bool(true)),
+        _ => false,
+    }
 }
 
 impl History {
@@ -213,7 +217,7 @@ impl History {
                 });
             }
         }
-        if !starts_container(action) {
+        if !restarts(action) {
             return None;
         }
         let attempts = self.containers.get(&name)?;
@@ -231,7 +235,7 @@ impl History {
     /// Count the starts attempted in a pass, failed ones too: a start that fails every time
     /// must not be retried in a tight loop either.
     pub fn record(&mut self, results: &[ActionResult], now: SystemTime) {
-        for r in results.iter().filter(|r| starts_container(&r.action)) {
+        for r in results.iter().filter(|r| restarts(&r.action)) {
             let attempts = self
                 .containers
                 .entry(r.action.name().to_string())

@@ -25,6 +25,18 @@ fn an_extra_started_while_watching_is_removed() {
 }
 
 #[test]
+fn a_dry_run_watch_logs_what_it_would_do_and_changes_nothing() {
+    let sb = Sandbox::new();
+    sb.run("kept", &[], &[]);
+    sb.snapshot(&[]);
+    let watch = sb.watch(&["--dry-run"]);
+    sb.run("intruder", &[], &[]);
+    let line = watch.wait_for_log(&format!("- {}", sb.name("intruder")), WITHIN);
+    assert!(line.contains("would be removed"), "{line}");
+    assert!(sb.exists("intruder"), "a dry run removed a container");
+}
+
+#[test]
 fn a_deleted_container_comes_back_and_a_stopped_one_is_started_in_place() {
     let sb = Sandbox::new();
     sb.run("web", &[], &[]);
@@ -152,13 +164,20 @@ fn sigterm_stops_watch_with_exit_0() {
 }
 
 #[test]
-fn watch_without_a_state_file_exits_2_and_says_what_to_do() {
+fn watch_without_a_valid_state_file_exits_2_and_says_why() {
     let sb = Sandbox::new();
     let out = sb.watch_command(&[]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("no state file at"), "{stderr}");
     assert!(stderr.contains("guestlist snapshot"), "{stderr}");
+
+    std::fs::create_dir_all(sb.state_path().parent().unwrap()).unwrap();
+    std::fs::write(sb.state_path(), "{\"version\": 1,").unwrap();
+    let out = sb.watch_command(&[]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("line 1"), "{stderr}");
 }
 
 #[test]

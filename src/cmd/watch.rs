@@ -24,11 +24,10 @@ use crate::engine::{Engine, Event};
 use crate::report;
 use crate::state::State;
 
-/// A burst of events is over when the engine has been quiet this long.
+/// A burst of events is over when the engine has been quiet this long. No longer wait is
+/// needed for `docker rm -f` (die, then destroy ~100 ms later): in between, the container is
+/// `removing`, which the planner leaves for the pass after the destroy.
 const QUIET: Duration = Duration::from_millis(20);
-/// After a container died, a `destroy` often follows (`docker rm -f`); acting before it would
-/// try to start a container that is being removed.
-const SETTLE_AFTER_DIE: Duration = Duration::from_millis(150);
 /// A steady stream of events delays a pass by at most this much.
 const MAX_BATCH: Duration = Duration::from_secs(1);
 /// On SIGTERM, a pass in flight gets this long to finish before it is abandoned (every pass
@@ -146,7 +145,8 @@ impl Shutdown {
     }
 }
 
-/// Events waiting to become a pass. The last event decides when the burst is over.
+/// Events waiting to become a pass: a burst ends when the engine is quiet, or after
+/// `MAX_BATCH` at the latest.
 #[derive(Debug, Default)]
 struct Batch {
     first: Option<Instant>,
@@ -154,14 +154,9 @@ struct Batch {
 }
 
 impl Batch {
-    fn add(&mut self, now: Instant, event: &Event) {
+    fn add(&mut self, now: Instant) {
         let first = *self.first.get_or_insert(now);
-        let quiet = if event.action == "die" {
-            SETTLE_AFTER_DIE
-        } else {
-            QUIET
-        };
-        self.due = Some((now + quiet).min(first + MAX_BATCH));
+        self.due = Some((now + QUIET).min(first + MAX_BATCH));
     }
 
     fn due(&self) -> Option<Instant> {
@@ -203,7 +198,7 @@ impl Session<'_> {
                 received = events.recv() => match received {
                     Some(Ok(event)) => {
                         debug!("event: {} {}", event.action, event.name);
-                        batch.add(Instant::now(), &event);
+                        batch.add(Instant::now());
                     }
                     Some(Err(e)) => return Ended::Lost(e),
                     None => {
@@ -335,13 +330,6 @@ impl Drop for AbortOnDrop {
 mod tests {
     use super::*;
 
-    fn event(action: &str) -> Event {
-        Event {
-            action: action.into(),
-            name: "web".into(),
-        }
-    }
-
     const MS: Duration = Duration::from_millis(1);
 
     #[test]
@@ -349,22 +337,11 @@ mod tests {
         let t0 = Instant::now();
         let mut batch = Batch::default();
         assert_eq!(batch.due(), None);
-        batch.add(t0, &event("create"));
-        batch.add(t0 + 5 * MS, &event("start"));
+        batch.add(t0);
+        batch.add(t0 + 5 * MS);
         assert_eq!(batch.due(), Some(t0 + 5 * MS + QUIET));
         batch.clear();
         assert_eq!(batch.due(), None);
-    }
-
-    #[test]
-    fn a_death_waits_for_a_removal_that_may_follow() {
-        let t0 = Instant::now();
-        let mut batch = Batch::default();
-        batch.add(t0, &event("die"));
-        assert_eq!(batch.due(), Some(t0 + SETTLE_AFTER_DIE));
-        // The removal came: no need to wait any longer than for any other burst.
-        batch.add(t0 + 90 * MS, &event("destroy"));
-        assert_eq!(batch.due(), Some(t0 + 90 * MS + QUIET));
     }
 
     #[test]
@@ -372,7 +349,7 @@ mod tests {
         let t0 = Instant::now();
         let mut batch = Batch::default();
         for i in 0..100 {
-            batch.add(t0 + i * 10 * MS, &event("start"));
+            batch.add(t0 + i * 10 * MS);
         }
         assert_eq!(batch.due(), Some(t0 + MAX_BATCH));
     }
