@@ -25,7 +25,7 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    /// Start `guestlist watch` with `args`, set up by `configure` (environment of the sandbox).
+    /// Start a prepared `guestlist watch` command and wait until it says it is watching.
     pub fn spawn(mut command: Command) -> Watcher {
         let mut child = command
             .stderr(Stdio::piped())
