@@ -96,18 +96,12 @@ pub fn path_for(state: &Path) -> PathBuf {
 /// Read the history; none yet is an empty one. A damaged file is reported and replaced rather
 /// than stopping enforcement: the worst it costs is one restart that is not held back.
 pub fn load(path: &Path) -> (History, Option<String>) {
-    match std::fs::read_to_string(path) {
-        Ok(text) => match serde_json::from_str(&text) {
-            Ok(history) => (history, None),
-            Err(e) => (
-                History::default(),
-                Some(format!(
-                    "ignoring unreadable restart history {}: {e}",
-                    path.display()
-                )),
-            ),
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (History::default(), None),
+    let read = match std::fs::read_to_string(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (History::default(), None),
+        read => read.map_err(|e| e.to_string()),
+    };
+    match read.and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string())) {
+        Ok(history) => (history, None),
         Err(e) => (
             History::default(),
             Some(format!(

@@ -134,6 +134,16 @@ fn status(err: &anyhow::Error) -> Option<u16> {
         })
 }
 
+/// The engine-side filter for `scope`: every label selector must match.
+fn scope_filter(scope: &Scope) -> HashMap<&'static str, Vec<String>> {
+    let labels: Vec<String> = scope.iter().map(|s| s.filter_value()).collect();
+    let mut filters = HashMap::new();
+    if !labels.is_empty() {
+        filters.insert("label", labels);
+    }
+    filters
+}
+
 /// The engine's 404 as `None`: "does not exist" is an answer, not a failed read.
 fn absent_as_none<T>(result: Result<T, BollardError>) -> Result<Option<T>, BollardError> {
     match result {
@@ -152,11 +162,7 @@ impl Engine {
 
     /// Every container in `scope` (label filters applied by the engine), running or not.
     pub async fn list(&self, scope: &Scope) -> Result<Vec<Listed>> {
-        let labels: Vec<String> = scope.iter().map(|s| s.filter_value()).collect();
-        let mut filters: HashMap<&str, Vec<String>> = HashMap::new();
-        if !labels.is_empty() {
-            filters.insert("label", labels);
-        }
+        let filters = scope_filter(scope);
         let options = ListContainersOptionsBuilder::default()
             .all(true)
             .filters(&filters)
@@ -198,15 +204,11 @@ impl Engine {
         scope: &Scope,
         since: Option<SystemTime>,
     ) -> impl Stream<Item = Result<Event>> + Send + 'static {
-        let mut filters: HashMap<&str, Vec<String>> = HashMap::new();
+        let mut filters = scope_filter(scope);
         // Without the type filter another engine's event types (Podman's pod, system) would
         // fail to decode and end the stream.
         filters.insert("type", vec!["container".into()]);
         filters.insert("event", RELEVANT_EVENTS.map(String::from).to_vec());
-        let labels: Vec<String> = scope.iter().map(|s| s.filter_value()).collect();
-        if !labels.is_empty() {
-            filters.insert("label", labels);
-        }
         let mut options = EventsOptionsBuilder::default().filters(&filters);
         if let Some(since) = since.and_then(|t| t.duration_since(UNIX_EPOCH).ok()) {
             // The engine takes only Unix seconds with a fraction here.

@@ -19,6 +19,7 @@ use tracing::{debug, info, warn};
 
 use super::pass::{self, Acted, Options, Pass};
 use super::{Outcome, Settings};
+use crate::backoff::Policy;
 use crate::cli::WatchArgs;
 use crate::engine::{Engine, Event};
 use crate::report;
@@ -33,9 +34,12 @@ const MAX_BATCH: Duration = Duration::from_secs(1);
 /// On SIGTERM, a pass in flight gets this long to finish before it is abandoned (every pass
 /// is idempotent: the next run picks up where it stopped).
 const FINISH_GRACE: Duration = Duration::from_millis(700);
-/// Reconnection delays: from the first, doubling up to the last.
-const RECONNECT_FIRST: Duration = Duration::from_millis(100);
-const RECONNECT_MAX: Duration = Duration::from_secs(5);
+/// Reconnection delays: 100 ms, doubling up to 5 s (the crash-loop schedule, other numbers).
+const RECONNECT: Policy = Policy {
+    first: Duration::from_millis(100),
+    max: Duration::from_secs(5),
+    reset_after: Duration::ZERO,
+};
 
 pub async fn run(settings: &Settings, args: WatchArgs) -> Result<Outcome> {
     let mut state = settings.load_state()?;
@@ -116,10 +120,7 @@ impl Health {
 }
 
 fn reconnect_delay(failures: u32) -> Duration {
-    let doublings = failures.saturating_sub(1).min(16);
-    RECONNECT_FIRST
-        .saturating_mul(1 << doublings)
-        .min(RECONNECT_MAX)
+    RECONNECT.delay(failures)
 }
 
 /// SIGTERM (systemd, docker stop) and SIGINT (Ctrl-C).
@@ -358,6 +359,6 @@ mod tests {
     fn reconnection_waits_double_up_to_five_seconds() {
         let delays: Vec<u128> = (1..=8).map(|n| reconnect_delay(n).as_millis()).collect();
         assert_eq!(delays, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
-        assert_eq!(reconnect_delay(u32::MAX), RECONNECT_MAX);
+        assert_eq!(reconnect_delay(u32::MAX), RECONNECT.max);
     }
 }
