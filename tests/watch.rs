@@ -161,6 +161,27 @@ fn sigterm_stops_watch_with_exit_0() {
     let status = watch.terminate();
     assert_eq!(status.code(), Some(0), "{}", watch.log());
     assert!(watch.log().contains("stopped"));
+
+    let mut watch = sb.watch(&[]);
+    let status = watch.signal("-INT");
+    assert_eq!(status.code(), Some(0), "{}", watch.log());
+}
+
+#[test]
+fn the_resync_catches_what_no_event_announces_and_reads_the_list_again() {
+    let sb = Sandbox::new();
+    sb.run("web", &[], &[]);
+    sb.run("old", &[], &[]);
+    sb.snapshot(&[]);
+    let watch = sb.watch(&["--resync", "1s", "--stop-timeout", "0"]);
+    watch.wait_for_log("full pass", WITHIN);
+    // Forgetting changes only the state file: no engine event, so only the resync sees it.
+    sb.expect(&["forget", &sb.name("old")], 0);
+    eventually(WITHIN, "the forgotten container is removed", || {
+        !sb.exists("old")
+    });
+    watch.wait_for_log(&format!("- {}: extra", sb.name("old")), WITHIN);
+    assert!(running(&sb, "web"));
 }
 
 #[test]

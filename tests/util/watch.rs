@@ -70,8 +70,13 @@ impl Watcher {
 
     /// Send SIGTERM and wait for the exit.
     pub fn terminate(&mut self) -> ExitStatus {
+        self.signal("-TERM")
+    }
+
+    /// Send a signal (`-TERM`, `-INT`) and wait for the exit.
+    pub fn signal(&mut self, signal: &str) -> ExitStatus {
         let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let sent = Command::new("kill").args([signal, &pid]).status().unwrap();
         assert!(sent.success(), "cannot signal watch");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
