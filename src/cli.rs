@@ -44,6 +44,10 @@ pub struct Cli {
     )]
     pub host: Option<String>,
 
+    /// How long to wait for another guestlist that is acting on the same state file
+    #[arg(long, global = true, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub lock_timeout: std::time::Duration,
+
     #[command(subcommand)]
     pub command: Command,
 }

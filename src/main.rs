@@ -6,6 +6,7 @@ mod cli;
 mod cmd;
 mod engine;
 mod execute;
+mod lock;
 mod observe;
 mod plan;
 mod report;

@@ -12,8 +12,13 @@ use crate::state::State;
 use crate::{observe, plan, report};
 
 pub async fn run(settings: &Settings, args: EnforceArgs) -> Result<Outcome> {
-    let state = settings.load_state()?;
     let options = args.pass.options();
+    // A dry run changes nothing, so it need not wait for a pass in progress.
+    let _lock = match options.dry_run {
+        true => None,
+        false => Some(settings.lock().await?),
+    };
+    let state = settings.load_state()?;
     let engine = settings.connect(options.stop_timeout).await?;
     let pass = pass::run(&engine, &state, &settings.state_path, &options).await?;
     for warning in &pass.warnings {

@@ -7,7 +7,8 @@ use super::{print, Outcome, Settings};
 use crate::cli::ForgetArgs;
 use crate::state;
 
-pub fn run(settings: &Settings, args: ForgetArgs) -> Result<Outcome> {
+pub async fn run(settings: &Settings, args: ForgetArgs) -> Result<Outcome> {
+    let _lock = settings.lock().await?;
     let mut state = settings.load_state()?;
     let unknown: Vec<&str> = args
         .names

@@ -20,6 +20,7 @@ use anyhow::{Context, Result};
 
 use crate::cli::{Cli, Command};
 use crate::engine::{self, Engine};
+use crate::lock::{self, Lock};
 use crate::state::{self, LoadError, State};
 
 /// How a command ended, when it could run at all (could not run is an `Err`, exit 2).
@@ -56,12 +57,17 @@ impl fmt::Display for Hint {
 /// Print a fatal error once, as one line with its whole chain of causes, then the hint if any.
 pub fn print_error(err: &anyhow::Error) {
     match err.downcast_ref::<Hint>() {
-        Some(hint) => {
-            let chain: Vec<String> = err.chain().skip(1).map(ToString::to_string).collect();
-            eprintln!("guestlist: {}\nhint: {hint}", chain.join(": "));
-        }
+        Some(hint) => eprintln!("guestlist: {}\nhint: {hint}", cause(err)),
         None => eprintln!("guestlist: {err:#}"),
     }
+}
+
+/// The error's chain of causes on one line, without the hint: for log lines, where the
+/// process goes on and the hint's next step is not the reader's to take right now.
+pub fn cause(err: &anyhow::Error) -> String {
+    let skip = usize::from(err.downcast_ref::<Hint>().is_some());
+    let chain: Vec<String> = err.chain().skip(skip).map(ToString::to_string).collect();
+    chain.join(": ")
 }
 
 /// Write a report to stdout. A closed stdout (`guestlist diff | head -1`) ends the output, not
@@ -75,6 +81,7 @@ pub fn print(text: &str) {
 pub struct Settings {
     pub state_path: PathBuf,
     pub endpoint: String,
+    pub lock_timeout: Duration,
 }
 
 impl Settings {
@@ -91,6 +98,7 @@ impl Settings {
         Ok(Settings {
             state_path,
             endpoint,
+            lock_timeout: cli.lock_timeout,
         })
     }
 
@@ -105,6 +113,19 @@ impl Settings {
             }
             Err(LoadError::Other(e)) => Err(e),
         }
+    }
+
+    /// Take the lock beside the state file, waiting for another guestlist to finish with it.
+    pub async fn lock(&self) -> Result<Lock> {
+        lock::acquire(&self.state_path, self.lock_timeout, |holder| {
+            let who = holder.map_or("another guestlist".into(), |pid| format!("process {pid}"));
+            tracing::info!(
+                "waiting for {who} to finish with {} (up to {})",
+                self.state_path.display(),
+                humantime::format_duration(self.lock_timeout)
+            );
+        })
+        .await
     }
 
     /// Connect to the engine. Each request may take as long as the longest stop grace period
@@ -138,7 +159,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
     runtime.block_on(async {
         match cli.command {
             Command::Snapshot(args) => snapshot::run(&settings, args).await,
-            Command::Forget(args) => forget::run(&settings, args),
+            Command::Forget(args) => forget::run(&settings, args).await,
             Command::Diff(args) => diff::run(&settings, args).await,
             Command::Enforce(args) => enforce::run(&settings, args).await,
             Command::Watch(args) => watch::run(&settings, args).await,

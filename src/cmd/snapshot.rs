@@ -19,6 +19,7 @@ pub async fn run(settings: &Settings, args: SnapshotArgs) -> Result<Outcome> {
 }
 
 async fn whole(settings: &Settings, args: SnapshotArgs) -> Result<Outcome> {
+    let _lock = settings.lock().await?;
     if settings.state_path.exists() && !args.force {
         return Err(anyhow::anyhow!(
             "state file {} already exists",
@@ -52,6 +53,7 @@ async fn whole(settings: &Settings, args: SnapshotArgs) -> Result<Outcome> {
 }
 
 async fn named(settings: &Settings, args: SnapshotArgs) -> Result<Outcome> {
+    let _lock = settings.lock().await?;
     let mut state = match state::load(&settings.state_path) {
         Err(LoadError::NotFound(path)) => {
             return Err(anyhow!("no state file at {}", path.display())).context(Hint(

@@ -34,6 +34,8 @@ const MAX_BATCH: Duration = Duration::from_secs(1);
 /// On SIGTERM, a pass in flight gets this long to finish before it is abandoned (every pass
 /// is idempotent: the next run picks up where it stopped).
 const FINISH_GRACE: Duration = Duration::from_millis(700);
+/// After waiting --lock-timeout in vain for another guestlist, the next attempt comes this soon.
+const LOCK_RETRY: Duration = Duration::from_secs(5);
 /// Reconnection delays: 100 ms, doubling up to 5 s (the crash-loop schedule, other numbers).
 const RECONNECT: Policy = Policy {
     first: Duration::from_millis(100),
@@ -211,6 +213,23 @@ impl Session<'_> {
                 },
                 () = sleep_until(due) => {
                     batch.clear();
+                    // Held for the pass, not for the watch: a manual enforce or a snapshot gets
+                    // its turn between passes.
+                    let locked = match self.options.dry_run {
+                        true => None,
+                        false => tokio::select! {
+                            locked = self.settings.lock() => Some(locked),
+                            () = shutdown.recv() => return Ended::Shutdown,
+                        },
+                    };
+                    let _lock = match locked.transpose() {
+                        Ok(lock) => lock,
+                        Err(e) => {
+                            warn!("{}; trying again in {}", super::cause(&e), humantime::format_duration(self.resync.min(LOCK_RETRY)));
+                            next_pass = Instant::now() + self.resync.min(LOCK_RETRY);
+                            continue;
+                        }
+                    };
                     if reload(self.settings, state) {
                         return Ended::Resubscribe;
                     }
@@ -298,7 +317,7 @@ fn reload(settings: &Settings, state: &mut State) -> bool {
             scope_changed
         }
         Err(e) => {
-            warn!("{e:#}; keeping the list read before");
+            warn!("{}; keeping the list read before", super::cause(&e));
             false
         }
     }

@@ -6,7 +6,7 @@ pub mod image;
 pub mod watch;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
@@ -165,6 +165,19 @@ impl Sandbox {
         self.guestlist().args(&args).assert().success();
     }
 
+    /// Start guestlist in the background; `wait` collects how it ended.
+    pub fn guestlist_process(&self, args: &[&str]) -> Running {
+        let child = Command::new(assert_cmd::cargo::cargo_bin("guestlist"))
+            .env("XDG_DATA_HOME", self.data.path())
+            .env_remove("GUESTLIST_STATE")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start guestlist");
+        Running { child }
+    }
+
     /// Run guestlist and return (exit code, stdout, stderr).
     pub fn gl(&self, args: &[&str]) -> (i32, String, String) {
         let out = self.guestlist().args(args).output().expect("run guestlist");
@@ -218,6 +231,31 @@ impl Sandbox {
             "--format",
             "{{.Names}} {{.Status}}",
         ])
+    }
+}
+
+/// A guestlist process started in the background.
+pub struct Running {
+    pub child: Child,
+}
+
+/// How a background guestlist ended.
+#[derive(Debug)]
+pub struct Ended {
+    /// The exit code; -1 when a signal ended it.
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Running {
+    pub fn wait(self) -> Ended {
+        let out = self.child.wait_with_output().expect("wait for guestlist");
+        Ended {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
     }
 }
 
