@@ -14,7 +14,7 @@ Exit codes:
                             1 an action failed, drift remains, or the pass would
                               exceed --max-removals (then nothing is done),
                             2 could not run
-  snapshot, forget          0 done, 2 error
+  snapshot, forget, restore 0 done, 2 error
   watch                     0 stopped by SIGTERM or SIGINT, 2 could not start
                               (it never exits on engine errors: it reconnects)
 
@@ -23,7 +23,8 @@ Examples:
   guestlist diff --format json                  what drifted, for a script
   guestlist enforce --dry-run                   what a pass would do
   guestlist snapshot web                        approve the current web container
-  guestlist watch --stop-timeout 0              enforce on every engine event";
+  guestlist watch --stop-timeout 0              enforce on every engine event
+  guestlist restore                             what removed containers can come back";
 
 /// Keep a Docker host running exactly the containers on its list.
 #[derive(Debug, Parser)]
@@ -43,6 +44,11 @@ pub struct Cli {
         hide_env_values = true
     )]
     pub host: Option<String>,
+
+    /// Audit log: every action, and the full inspect of every container before it is removed
+    /// [default: <user data dir>/guestlist/audit.jsonl]
+    #[arg(long, global = true, env = "GUESTLIST_AUDIT_LOG", value_name = "PATH")]
+    pub audit_log: Option<PathBuf>,
 
     /// How long to wait for another guestlist that is acting on the same state file
     #[arg(long, global = true, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
@@ -70,6 +76,9 @@ pub enum Command {
     /// every --resync; logs every action to stderr
     #[command(after_help = EXIT_CODES)]
     Watch(WatchArgs),
+    /// Put removed containers back on the list from the audit log (without names: list them)
+    #[command(after_help = EXIT_CODES)]
+    Restore(RestoreArgs),
 }
 
 #[derive(Debug, Args)]
@@ -101,6 +110,13 @@ pub struct SnapshotArgs {
 pub struct ForgetArgs {
     /// Containers to drop from the list
     #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Containers to put back on the list as they were when last removed
+    #[arg(value_name = "NAME")]
     pub names: Vec<String>,
 }
 
@@ -149,8 +165,9 @@ pub struct PassArgs {
 }
 
 impl PassArgs {
-    pub fn options(&self) -> crate::cmd::PassOptions {
+    pub fn options(&self, audit_log: PathBuf) -> crate::cmd::PassOptions {
         crate::cmd::PassOptions {
+            audit_log,
             dry_run: self.dry_run,
             stop_timeout: self.stop_timeout,
             max_removals: self.max_removals,

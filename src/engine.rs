@@ -18,6 +18,7 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use futures_util::{Stream, StreamExt, TryStreamExt};
+use hyper::body::Bytes;
 use serde_json::Value;
 
 use crate::rules::Scope;
@@ -235,6 +236,32 @@ impl Engine {
         Ok(found.map(serde_json::to_value).transpose()?)
     }
 
+    /// `docker inspect` of one container exactly as the engine sent it, every field included:
+    /// bollard's typed model drops those its schema no longer has (the legacy top-level
+    /// `NetworkSettings` addresses, `KernelMemory`, ...) and all nulls. This is what the audit
+    /// log keeps, where "as it was" must mean all of it. `None` if it no longer exists.
+    pub async fn inspect_exact(&self, id: &str) -> Result<Option<Value>> {
+        let context = || format!("cannot inspect container {id}");
+        let path = format!("/containers/{id}/json");
+        let Some((status, body)) = raw_get(self.endpoint(), &path)
+            .await
+            .with_context(context)?
+        else {
+            // An endpoint this plain client cannot speak to (TLS, ssh): the typed answer is
+            // the best there is.
+            return self.inspect(id).await;
+        };
+        match status {
+            200 => Ok(Some(serde_json::from_slice(&body).with_context(context)?)),
+            404 => Ok(None),
+            _ => Err(anyhow!(
+                "the engine answered {status}: {}",
+                String::from_utf8_lossy(&body).trim()
+            ))
+            .with_context(context),
+        }
+    }
+
     /// An image by reference or id; `None` if the engine does not have it.
     pub async fn image(&self, reference: &str) -> Result<Option<Image>> {
         let found = absent_as_none(self.docker.inspect_image(reference).await)
@@ -336,4 +363,45 @@ impl Engine {
             .with_context(|| format!("cannot inspect volume {name}"))?;
         Ok(found.is_some())
     }
+}
+
+/// One GET over a fresh connection, for the rare request whose answer must not pass through
+/// bollard's typed models. `None` for endpoints other than plain unix:// and tcp://.
+async fn raw_get(endpoint: &str, path: &str) -> Result<Option<(u16, Bytes)>> {
+    let exchange = async {
+        if let Some(socket) = endpoint.strip_prefix("unix://") {
+            let stream = tokio::net::UnixStream::connect(socket).await?;
+            return Ok(Some(get_over(stream, path).await?));
+        }
+        if let Some(address) = endpoint.strip_prefix("tcp://") {
+            let stream = tokio::net::TcpStream::connect(address).await?;
+            return Ok(Some(get_over(stream, path).await?));
+        }
+        Ok(None)
+    };
+    tokio::time::timeout(RAW_TIMEOUT, exchange)
+        .await
+        .map_err(|_| anyhow!("no answer from {endpoint} within {RAW_TIMEOUT:?}"))?
+}
+
+/// Reads take milliseconds; this only bounds a hung engine.
+const RAW_TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn get_over<S>(stream: S, path: &str) -> Result<(u16, Bytes)>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    let driver = tokio::spawn(connection);
+    let request = hyper::Request::get(path)
+        .header(hyper::header::HOST, "docker")
+        .body(http_body_util::Empty::<Bytes>::new())?;
+    let response = sender.send_request(request).await?;
+    let status = response.status().as_u16();
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await?
+        .to_bytes();
+    driver.abort();
+    Ok((status, body))
 }

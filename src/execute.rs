@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use futures_util::{stream, StreamExt};
 
+use crate::audit::Audit;
 use crate::engine::{self, Engine};
 use crate::plan::{Action, Plan};
 use crate::spec::{self, ContainerSpec};
@@ -24,6 +25,8 @@ pub const REPLACEMENT_SUFFIX: &str = "-guestlist-new";
 pub struct Options {
     /// Grace period for stopping extra and replaced containers before SIGKILL.
     pub stop_timeout: Duration,
+    /// Where each container is kept before it is removed, and each result recorded.
+    pub audit: Audit,
 }
 
 /// What happened to one action.
@@ -70,15 +73,29 @@ async fn perform(
         Some((dep, _)) => Err(anyhow!("not attempted: {dep}, which it needs, failed")),
         None => act(engine, &action, options).await,
     };
-    ActionResult {
-        outcome: outcome.map_err(|e| format!("{e:#}")),
-        action,
+    let mut outcome = outcome.map_err(|e| format!("{e:#}"));
+    if let Err(e) = options.audit.result(&action, &outcome) {
+        let unlogged = format!("this result is not in the audit log: {e:#}");
+        match &mut outcome {
+            Ok(notes) => notes.push(unlogged),
+            Err(cause) => *cause = format!("{cause} ({unlogged})"),
+        }
     }
+    ActionResult { outcome, action }
 }
 
 async fn act(engine: &Engine, action: &Action, options: &Options) -> Result<Vec<String>> {
     match action {
-        Action::Remove { id, .. } => remove(engine, id, options.stop_timeout).await,
+        Action::Remove { id, .. } => {
+            let Some(inspect) = engine.inspect_exact(id).await? else {
+                return Ok(vec!["it was already gone".into()]);
+            };
+            options
+                .audit
+                .removing(action, id, inspect)
+                .context("nothing was removed")?;
+            remove(engine, id, options.stop_timeout).await
+        }
         Action::Start { id, .. } => engine.start(id).await.map(|()| Vec::new()),
         Action::Create { name, spec, start } => {
             let (image, mut notes) = resolve_image(engine, name, spec).await?;
@@ -97,7 +114,13 @@ async fn act(engine: &Engine, action: &Action, options: &Options) -> Result<Vec<
             ..
         } => {
             let (image, notes) = resolve_image(engine, name, spec).await?;
-            replace(engine, name, id, spec, &image, *start, options).await?;
+            let new = Replacement {
+                name,
+                spec,
+                image: &image,
+                start: *start,
+            };
+            replace(engine, action, id, new, options).await?;
             Ok(notes)
         }
     }
@@ -119,27 +142,44 @@ async fn remove(engine: &Engine, id: &str, grace: Duration) -> Result<Vec<String
     }
 }
 
+/// What a replacement is created as.
+struct Replacement<'a> {
+    name: &'a str,
+    spec: &'a ContainerSpec,
+    image: &'a str,
+    start: bool,
+}
+
 /// Create the replacement under a temporary name first: if the record cannot be created (image
-/// gone, invalid option) the old container is left untouched. Only then stop and remove the old
-/// one, and give the new one the name. Addresses and ports are taken at start, so the two never
-/// collide.
+/// gone, invalid option) the old container is left untouched. Only then keep the old one in the
+/// audit log, stop and remove it, and give the new one the name. Addresses and ports are taken
+/// at start, so the two never collide.
 async fn replace(
     engine: &Engine,
-    name: &str,
+    action: &Action,
     old_id: &str,
-    spec: &ContainerSpec,
-    image: &str,
-    start: bool,
+    new: Replacement<'_>,
     options: &Options,
 ) -> Result<()> {
-    let temporary = format!("{name}{REPLACEMENT_SUFFIX}");
-    let new_id = create(engine, &temporary, spec, image).await?;
-    if let Err(e) = remove(engine, old_id, options.stop_timeout).await {
+    let temporary = format!("{}{REPLACEMENT_SUFFIX}", new.name);
+    let new_id = create(engine, &temporary, new.spec, new.image).await?;
+    let removed = async {
+        if let Some(inspect) = engine.inspect_exact(old_id).await? {
+            options
+                .audit
+                .removing(action, old_id, inspect)
+                .context("the old container was left in place")?;
+        }
+        remove(engine, old_id, options.stop_timeout)
+            .await
+            .context("cannot remove the container being replaced")
+    };
+    if let Err(e) = removed.await {
         engine.remove(&new_id).await.ok();
-        return Err(e.context("cannot remove the container being replaced"));
+        return Err(e);
     }
-    rename_when_free(engine, &new_id, name).await?;
-    if start {
+    rename_when_free(engine, &new_id, new.name).await?;
+    if new.start {
         engine.start(&new_id).await?;
     }
     Ok(())

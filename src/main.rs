@@ -1,6 +1,7 @@
 //! guestlist: keep a Docker host running exactly the containers on its list.
 //! Parses the command line, runs it, and turns the outcome into the exit code.
 
+mod audit;
 mod backoff;
 mod cli;
 mod cmd;

@@ -156,6 +156,21 @@ async fn resolve_referenced_names<'a>(
     Ok(())
 }
 
+/// The run configuration in one `docker inspect` taken earlier (an audit record): the image
+/// and any `container:<id>` references are resolved against the host as it is now.
+pub async fn capture_recorded(engine: &Engine, inspect: &Value) -> Result<spec::ContainerSpec> {
+    let images = image_configs(engine, std::iter::once(inspect)).await?;
+    let mut names_by_id = HashMap::new();
+    resolve_referenced_names(engine, std::iter::once(inspect), &mut names_by_id).await?;
+    let image_id = inspect["Image"].as_str().unwrap_or_default();
+    let ctx = CaptureContext {
+        image_config: images.get(image_id).and_then(Option::as_ref),
+        defaults: &engine.defaults,
+        names_by_id: &names_by_id,
+    };
+    spec::capture(inspect, &ctx)
+}
+
 /// The host as the planner needs it for `state`: everything in its scope, with the allowed
 /// containers captured for comparison.
 pub async fn allowed(engine: &Engine, state: &crate::state::State) -> Result<Vec<Observed>> {

@@ -53,7 +53,7 @@ pub fn plan_text(plan: &Plan, held: &[Held]) -> String {
 }
 
 /// What is wrong with the container the action is for.
-fn condition(action: &Action) -> String {
+pub fn condition(action: &Action) -> String {
     match action {
         Action::Create { .. } => "missing".into(),
         Action::Start { .. } => "stopped".into(),
@@ -221,7 +221,8 @@ fn done(action: &Action) -> String {
     }
 }
 
-fn verb(action: &Action) -> &'static str {
+/// The action as a verb: create, start, replace, remove.
+pub fn verb(action: &Action) -> &'static str {
     match action {
         Action::Create { .. } => "create",
         Action::Start { .. } => "start",

@@ -76,9 +76,14 @@ pub enum LoadError {
 
 /// The default location: `<user data dir>/guestlist/state.json`.
 pub fn default_path() -> Result<PathBuf> {
+    Ok(data_dir()?.join("state.json"))
+}
+
+/// `<user data dir>/guestlist`, where the state file and the audit log live by default.
+pub fn data_dir() -> Result<PathBuf> {
     let base = directories::BaseDirs::new()
         .context("cannot find the user data directory (is HOME set?); pass --state PATH")?;
-    Ok(base.data_dir().join("guestlist").join("state.json"))
+    Ok(base.data_dir().join("guestlist"))
 }
 
 /// Read and validate the state file at `path`.

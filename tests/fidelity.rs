@@ -12,7 +12,7 @@ use crate::util::Sandbox;
 /// docker CLI sends where an API request leaves null (same meaning); anonymous volumes that
 /// guestlist mounts by name, which the engine then shows with the SELinux mode `z` (a no-op
 /// without SELinux; the top-level `Mounts` still compares their names, places and RW).
-fn configuration(inspect: &Value) -> Value {
+pub fn configuration(inspect: &Value) -> Value {
     let id = inspect["Id"].as_str().expect("Id");
     let short = &id[..12];
     let mut config = inspect["Config"].clone();

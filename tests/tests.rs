@@ -6,6 +6,9 @@
 
 mod util;
 
+/// Nothing lost: volumes survive removals, the audit log keeps every removed container, and
+/// `restore` brings one back.
+mod audit;
 /// The command-line contract without containers: help, usage errors, missing state, no engine.
 mod cli;
 /// One test per recreated option: snapshot, rm -f, enforce, compare inspect.

@@ -12,7 +12,7 @@ use crate::state::State;
 use crate::{observe, plan, report};
 
 pub async fn run(settings: &Settings, args: EnforceArgs) -> Result<Outcome> {
-    let options = args.pass.options();
+    let options = args.pass.options(settings.audit_path.clone());
     // A dry run changes nothing, so it need not wait for a pass in progress.
     let _lock = match options.dry_run {
         true => None,

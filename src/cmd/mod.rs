@@ -5,6 +5,7 @@ mod diff;
 mod enforce;
 mod forget;
 mod pass;
+mod restore;
 mod snapshot;
 mod watch;
 
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use crate::audit;
 use crate::cli::{Cli, Command};
 use crate::engine::{self, Engine};
 use crate::lock::{self, Lock};
@@ -82,6 +84,7 @@ pub struct Settings {
     pub state_path: PathBuf,
     pub endpoint: String,
     pub lock_timeout: Duration,
+    pub audit_path: PathBuf,
 }
 
 impl Settings {
@@ -95,7 +98,12 @@ impl Settings {
             .clone()
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| engine::DEFAULT_ENDPOINT.to_string());
+        let audit_path = match &cli.audit_log {
+            Some(path) => path.clone(),
+            None => audit::default_path()?,
+        };
         Ok(Settings {
+            audit_path,
             state_path,
             endpoint,
             lock_timeout: cli.lock_timeout,
@@ -163,6 +171,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             Command::Diff(args) => diff::run(&settings, args).await,
             Command::Enforce(args) => enforce::run(&settings, args).await,
             Command::Watch(args) => watch::run(&settings, args).await,
+            Command::Restore(args) => restore::run(&settings, args).await,
         }
     })
 }

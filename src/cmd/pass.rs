@@ -2,11 +2,12 @@
 //! starts of crash-looping containers, check the removal limit, act, and remember the starts.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
 
+use crate::audit::Audit;
 use crate::backoff::{self, Held, Policy};
 use crate::engine::Engine;
 use crate::execute::{self, ActionResult};
@@ -23,6 +24,7 @@ pub struct Options {
     pub stop_timeout: Duration,
     pub max_removals: Option<usize>,
     pub backoff: Policy,
+    pub audit_log: PathBuf,
 }
 
 /// What a pass found and did.
@@ -75,14 +77,17 @@ pub async fn run(
         Acted::Nothing
     } else {
         let limit = removal_limit(state, options.max_removals);
+        let audit = Audit::new(options.audit_log.clone());
         if runnable.removal_count() > limit {
-            Acted::Refused {
-                removals: runnable.removal_count(),
-                limit,
+            let removals = runnable.removal_count();
+            if let Err(e) = audit.refused(&refusal(removals, limit)) {
+                warnings.push(format!("{e:#}"));
             }
+            Acted::Refused { removals, limit }
         } else {
             let execute_options = execute::Options {
                 stop_timeout: options.stop_timeout,
+                audit,
             };
             let results = execute::run(engine, &runnable, &execute_options).await;
             history.record(&results, SystemTime::now());

@@ -45,7 +45,7 @@ const RECONNECT: Policy = Policy {
 
 pub async fn run(settings: &Settings, args: WatchArgs) -> Result<Outcome> {
     let mut state = settings.load_state()?;
-    let options = args.pass.options();
+    let options = args.pass.options(settings.audit_path.clone());
     let mut shutdown = Shutdown::install()?;
     let mut health = Health::default();
     info!(

@@ -1,0 +1,294 @@
+//! The audit log: what every pass did, as JSON lines appended to one file, and the way back from
+//! a removal (`guestlist restore`). Report stage: it records actions, it decides nothing.
+//!
+//! Before a container is removed (an extra, or the old container of a replacement) its whole
+//! `docker inspect` is appended and synced to disk; only then is it removed, so no removal can
+//! happen that the log does not hold. Every action then gets a record with its result. The log
+//! holds container environments like the state file does: it is created 0600 in a 0700
+//! directory. It only grows; rotate it with logrotate (`copytruncate` is safe: writes append).
+
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::plan::Action;
+use crate::report;
+
+/// One line of the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// RFC 3339, UTC, milliseconds.
+    pub time: String,
+    /// Groups the records of one pass: `<pid>-<unix milliseconds at its start>`.
+    pub pass: String,
+    /// create, start, replace, remove; `pass` for a pass that refused to act.
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// The id of the existing container the action concerns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Why: missing, stopped, changed ..., extra (image ...), or why a pass refused.
+    pub reason: String,
+    /// `removing` (written before a removal, with `inspect`), `ok`, `failed` or `refused`.
+    pub result: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// The container's full `docker inspect`, on `removing` records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inspect: Option<Value>,
+}
+
+/// Where one process writes its records.
+#[derive(Debug, Clone)]
+pub struct Audit {
+    path: PathBuf,
+    pass: String,
+}
+
+/// The default location: `<user data dir>/guestlist/audit.jsonl`.
+pub fn default_path() -> Result<PathBuf> {
+    Ok(crate::state::data_dir()?.join("audit.jsonl"))
+}
+
+impl Audit {
+    /// Records of one pass, to the log at `path`.
+    pub fn new(path: PathBuf) -> Audit {
+        let started = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        Audit {
+            path,
+            pass: format!("{}-{started}", std::process::id()),
+        }
+    }
+
+    /// Keep the container's `inspect` before `action` removes it. Synced to disk before it
+    /// returns: the removal must not happen unless this succeeded.
+    pub fn removing(&self, action: &Action, id: &str, inspect: Value) -> Result<()> {
+        let mut record = self.record(action, "removing");
+        record.id = Some(id.to_string());
+        record.inspect = Some(inspect);
+        self.append(&record, true)
+    }
+
+    /// The result of `action`.
+    pub fn result(&self, action: &Action, outcome: &Result<Vec<String>, String>) -> Result<()> {
+        let mut record = match outcome {
+            Ok(notes) => Record {
+                notes: notes.clone(),
+                ..self.record(action, "ok")
+            },
+            Err(cause) => Record {
+                error: Some(cause.clone()),
+                ..self.record(action, "failed")
+            },
+        };
+        record.id = existing_id(action).map(String::from);
+        self.append(&record, false)
+    }
+
+    /// A pass that did nothing because it would have removed too much.
+    pub fn refused(&self, why: &str) -> Result<()> {
+        let record = Record {
+            time: now(),
+            pass: self.pass.clone(),
+            action: "pass".into(),
+            container: None,
+            id: None,
+            reason: why.into(),
+            result: "refused".into(),
+            error: None,
+            notes: Vec::new(),
+            inspect: None,
+        };
+        self.append(&record, false)
+    }
+
+    fn record(&self, action: &Action, result: &str) -> Record {
+        Record {
+            time: now(),
+            pass: self.pass.clone(),
+            action: report::verb(action).into(),
+            container: Some(action.name().to_string()),
+            id: None,
+            reason: report::condition(action),
+            result: result.into(),
+            error: None,
+            notes: Vec::new(),
+            inspect: None,
+        }
+    }
+
+    fn append(&self, record: &Record, sync: bool) -> Result<()> {
+        let mut line = serde_json::to_vec(record)?;
+        line.push(b'\n');
+        let mut write = || -> Result<()> {
+            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                crate::state::create_private_dir(dir)?;
+            }
+            let mut file = OpenOptions::new()
+                .read(true)
+                .append(true)
+                .create(true)
+                .mode(0o600)
+                .open(&self.path)?;
+            // A crash can leave a torn last line; a record appended to it would be lost with it.
+            let len = file.metadata()?.len();
+            if len > 0 {
+                let mut last = [0u8];
+                file.read_exact_at(&mut last, len - 1)?;
+                if last[0] != b'\n' {
+                    line.insert(0, b'\n');
+                }
+            }
+            // One write call per record: appends from concurrent writers never interleave.
+            file.write_all(&line)?;
+            if sync {
+                file.sync_data()?;
+            }
+            Ok(())
+        };
+        write().with_context(|| format!("cannot write the audit log {}", self.path.display()))
+    }
+}
+
+fn existing_id(action: &Action) -> Option<&str> {
+    match action {
+        Action::Create { .. } => None,
+        Action::Start { id, .. } | Action::Replace { id, .. } | Action::Remove { id, .. } => {
+            Some(id)
+        }
+    }
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+/// Every record in the log at `path`, oldest first. A line that does not parse (a torn last
+/// line after a crash, a hand edit) is skipped and counted, never fatal: the rest of the log is
+/// still the way back.
+pub fn read(path: &Path) -> Result<(Vec<Record>, usize)> {
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("cannot read the audit log {}", path.display()))?;
+    let mut records = Vec::new();
+    let mut skipped = 0;
+    for line in BufReader::new(file).lines() {
+        let line = line.with_context(|| format!("cannot read the audit log {}", path.display()))?;
+        match serde_json::from_str::<Record>(&line) {
+            Ok(record) => records.push(record),
+            Err(_) if line.trim().is_empty() => {}
+            Err(_) => skipped += 1,
+        }
+    }
+    Ok((records, skipped))
+}
+
+/// The latest removal of each container that has one, by name.
+pub fn removals(records: &[Record]) -> Vec<&Record> {
+    let mut latest: std::collections::BTreeMap<&str, &Record> = Default::default();
+    for record in records.iter().filter(|r| r.inspect.is_some()) {
+        if let Some(name) = &record.container {
+            latest.insert(name, record);
+        }
+    }
+    latest.into_values().collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn remove(name: &str) -> Action {
+        Action::Remove {
+            name: name.into(),
+            id: format!("id-{name}"),
+            image: "busybox".into(),
+        }
+    }
+
+    #[test]
+    fn removals_are_kept_with_their_inspect_and_results_follow() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs").join("audit.jsonl");
+        let audit = Audit::new(path.clone());
+        let x = remove("x");
+        audit.removing(&x, "id-x", json!({"Id": "id-x"})).unwrap();
+        audit.result(&x, &Ok(vec![])).unwrap();
+        let start = Action::Start {
+            name: "web".into(),
+            id: "id-web".into(),
+        };
+        audit
+            .result(&start, &Err("cannot start: boom".into()))
+            .unwrap();
+        audit.refused("would remove 12 containers").unwrap();
+
+        let (records, skipped) = read(&path).unwrap();
+        assert_eq!(skipped, 0);
+        let summary: Vec<(&str, &str, &str)> = records
+            .iter()
+            .map(|r| (r.action.as_str(), r.result.as_str(), r.reason.as_str()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("remove", "removing", "extra (image busybox)"),
+                ("remove", "ok", "extra (image busybox)"),
+                ("start", "failed", "stopped"),
+                ("pass", "refused", "would remove 12 containers"),
+            ]
+        );
+        assert_eq!(records[0].inspect, Some(json!({"Id": "id-x"})));
+        assert_eq!(records[2].error.as_deref(), Some("cannot start: boom"));
+        assert!(records.iter().all(|r| r.pass == records[0].pass));
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn a_torn_line_is_skipped_and_the_latest_removal_per_name_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let audit = Audit::new(path.clone());
+        audit.removing(&remove("x"), "1", json!({"n": 1})).unwrap();
+        audit.removing(&remove("y"), "2", json!({"n": 2})).unwrap();
+        audit.removing(&remove("x"), "3", json!({"n": 3})).unwrap();
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(b"{\"time\": \"2026-").unwrap();
+
+        audit.removing(&remove("z"), "4", json!({"n": 4})).unwrap();
+
+        let (records, skipped) = read(&path).unwrap();
+        assert_eq!(
+            (records.len(), skipped),
+            (4, 1),
+            "the record after a torn line is lost"
+        );
+        let latest: Vec<(Option<&str>, Option<&str>)> = removals(&records)
+            .iter()
+            .map(|r| (r.container.as_deref(), r.id.as_deref()))
+            .collect();
+        assert_eq!(
+            latest,
+            [
+                (Some("x"), Some("3")),
+                (Some("y"), Some("2")),
+                (Some("z"), Some("4"))
+            ]
+        );
+    }
+}
