@@ -88,6 +88,10 @@ pub fn data_dir() -> Result<PathBuf> {
 
 /// Read and validate the state file at `path`.
 pub fn load(path: &Path) -> Result<State, LoadError> {
+    if path.exists() {
+        trusted(path, "state file")?;
+        trusted(&directory_of(path), "state directory")?;
+    }
     let text = match fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -151,11 +155,10 @@ pub fn save(path: &Path, state: &State) -> Result<()> {
 /// Replace `path` with `contents` atomically, readable by the owner only, creating its
 /// directory (0700) when needed: a crash leaves the old file or the new one, never half.
 pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = directory_of(path);
+    let dir = dir.as_path();
     create_private_dir(dir)?;
+    trusted(dir, "state directory")?;
     // NamedTempFile is created 0600 in the same directory, so the rename is atomic.
     let mut file = tempfile::NamedTempFile::new_in(dir)?;
     file.write_all(contents)?;
@@ -164,6 +167,47 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .with_context(|| format!("cannot sync directory {}", dir.display()))?;
+    Ok(())
+}
+
+fn directory_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Refuse, as ssh does with its keys, a file or directory that another user could have
+/// written: whoever can write the list decides what runs on the host, with the engine's
+/// (root) power. Owned by this user or root, and writable by nobody else.
+pub fn trusted(path: &Path, what: &str) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me && meta.uid() != 0 {
+        bail!(
+            "refusing {what} {}: it is owned by uid {}, not by this user (uid {me}) or root; \
+             whoever can write it decides what runs on this host (chown it, or use --state)",
+            path.display(),
+            meta.uid()
+        );
+    }
+    let mode = meta.mode() & 0o777;
+    if mode & 0o022 != 0 {
+        bail!(
+            "refusing {what} {}: it is writable by {} (mode {mode:03o}); whoever can write it \
+             decides what runs on this host (fix with `chmod go-w {}`)",
+            path.display(),
+            if mode & 0o020 != 0 && mode & 0o002 != 0 {
+                "group and others"
+            } else if mode & 0o020 != 0 {
+                "its group"
+            } else {
+                "others"
+            },
+            path.display()
+        );
+    }
     Ok(())
 }
 
@@ -240,6 +284,36 @@ mod tests {
             .mode()
             & 0o777;
         assert_eq!(dir_mode, 0o700);
+    }
+
+    #[test]
+    fn files_and_directories_others_can_write_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("private").join("state.json");
+        save(&path, &sample()).unwrap();
+        let chmod = |p: &Path, mode| fs::set_permissions(p, fs::Permissions::from_mode(mode));
+        let refused = |what: &str| {
+            let err = format!("{:#}", anyhow::Error::from(load(&path).unwrap_err()));
+            assert!(err.contains(what), "{err}");
+            assert!(err.contains("chmod go-w"), "{err}");
+        };
+
+        chmod(&path, 0o620).unwrap();
+        refused("writable by its group (mode 620)");
+        chmod(&path, 0o646).unwrap();
+        refused("writable by others");
+        chmod(&path, 0o644).unwrap();
+        load(&path).unwrap();
+
+        let parent = path.parent().unwrap();
+        chmod(parent, 0o777).unwrap();
+        refused("state directory");
+        assert!(
+            save(&path, &sample()).is_err(),
+            "saved into a world-writable directory"
+        );
+        chmod(parent, 0o755).unwrap();
+        load(&path).unwrap();
     }
 
     #[test]

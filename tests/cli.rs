@@ -112,3 +112,39 @@ fn an_unreachable_engine_exits_2_and_names_the_endpoint() {
             "cannot reach Docker at tcp://127.0.0.1:1",
         ));
 }
+
+#[test]
+fn a_state_file_another_user_could_write_is_refused_like_an_ssh_key() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    sb.snapshot(&[]);
+    let path = sb.state_path();
+    let dir = path.parent().expect("state directory").to_path_buf();
+    let chmod = |p: &std::path::Path, mode| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod")
+    };
+    let refused = |needle: &str| {
+        for command in ["diff", "enforce", "watch"] {
+            sb.guestlist()
+                .arg(command)
+                .assert()
+                .code(2)
+                .stderr(predicate::str::contains("refusing"))
+                .stderr(predicate::str::contains(needle));
+        }
+    };
+
+    chmod(&path, 0o666);
+    refused("writable by group and others (mode 666)");
+    chmod(&path, 0o600);
+    chmod(&dir, 0o770);
+    refused(&format!("state directory {}", dir.display()));
+    chmod(&dir, 0o700);
+    sb.guestlist().arg("diff").assert().code(0);
+
+    // Owned by someone else (the tests run as root, who can hand it over).
+    std::os::unix::fs::chown(&path, Some(65534), None).expect("chown");
+    refused("owned by uid 65534");
+    std::os::unix::fs::chown(&path, Some(0), None).expect("chown");
+    sb.guestlist().arg("diff").assert().code(0);
+}
