@@ -342,6 +342,103 @@ mod tests {
         assert!(err.contains("unknown field `surprise`"), "{err}");
     }
 
+    /// Any JSON value, nested a few levels: what a hand edit or a corrupted file could hold.
+    fn any_json() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        use serde_json::Value;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            ".{0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::btree_map(".{0,8}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn garbage_is_an_error_never_a_panic(text in ".{0,200}") {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn a_truncated_state_file_is_an_error(fraction in 0.0f64..1.0) {
+            let text = serde_json::to_string_pretty(&sample()).unwrap();
+            let cut = (text.len() as f64 * fraction) as usize;
+            proptest::prop_assert!(parse(&text[..cut]).is_err());
+        }
+
+        #[test]
+        fn a_flipped_byte_never_panics(position in 0usize..4096, byte in proptest::prelude::any::<u8>()) {
+            let mut bytes = serde_json::to_vec_pretty(&sample()).unwrap();
+            let at = position % bytes.len();
+            bytes[at] = byte;
+            let _ = parse(&String::from_utf8_lossy(&bytes));
+        }
+
+        #[test]
+        fn any_value_anywhere_never_panics_the_parser_or_the_planner(
+            path in proptest::sample::select(FIELDS.to_vec()),
+            value in any_json(),
+        ) {
+            let mut json = serde_json::to_value(sample()).unwrap();
+            let mut at = &mut json;
+            for key in path.split('/') {
+                at = match key.parse::<usize>() {
+                    Ok(i) => &mut at[i],
+                    Err(_) => &mut at[key],
+                };
+            }
+            *at = value;
+            // What parses must also plan and turn into create requests without panicking:
+            // a hand-edited state file reaches all of them.
+            if let Ok(state) = parse(&json.to_string()) {
+                let _ = crate::plan::plan(&state, &[]);
+                for entry in &state.containers {
+                    let _ = crate::spec::create_body(&entry.spec, "image");
+                    let _ = crate::spec::diff(&entry.spec, &entry.spec);
+                    let _ = crate::spec::network_attachments(&entry.spec);
+                }
+            }
+        }
+    }
+
+    /// Where `any_value_anywhere...` puts its values: every level of the file, and the fields
+    /// the planner and the create request read.
+    const FIELDS: [&str; 24] = [
+        "version",
+        "taken_at",
+        "engine",
+        "scope",
+        "scope/0",
+        "allow",
+        "allow/0",
+        "containers",
+        "containers/0",
+        "containers/0/name",
+        "containers/0/running",
+        "containers/0/spec",
+        "containers/0/spec/image",
+        "containers/0/spec/config",
+        "containers/0/spec/config/Env",
+        "containers/0/spec/config/ExposedPorts",
+        "containers/0/spec/host_config",
+        "containers/0/spec/host_config/NetworkMode",
+        "containers/0/spec/host_config/VolumesFrom",
+        "containers/0/spec/host_config/Links",
+        "containers/0/spec/host_config/PortBindings",
+        "containers/0/spec/host_config/Mounts",
+        "containers/0/spec/networks",
+        "containers/0/spec/anonymous_volumes",
+    ];
+
     #[test]
     fn duplicate_names_are_refused() {
         let mut state = sample();
