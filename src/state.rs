@@ -317,6 +317,35 @@ mod tests {
     }
 
     #[test]
+    fn a_reader_never_sees_a_partial_file_while_it_is_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let small = sample();
+        let mut big = sample();
+        big.upsert((0..300).map(|i| Entry {
+            name: format!("c{i}"),
+            ..small.containers[0].clone()
+        }));
+        save(&path, &small).unwrap();
+        let writer = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                for i in 0..200 {
+                    save(&path, if i % 2 == 0 { &big } else { &small }).unwrap();
+                }
+            })
+        };
+        let mut reads = 0;
+        while !writer.is_finished() {
+            let n = load(&path).unwrap().containers.len();
+            assert!(n == 1 || n == 301, "read a state with {n} containers");
+            reads += 1;
+        }
+        writer.join().unwrap();
+        assert!(reads > 0);
+    }
+
+    #[test]
     fn a_missing_file_is_not_found() {
         let err = load(Path::new("/nonexistent/guestlist/state.json")).unwrap_err();
         assert!(matches!(err, LoadError::NotFound(_)));
