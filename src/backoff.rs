@@ -295,6 +295,7 @@ mod tests {
                 started: Some(at(started)),
                 finished: finished.map(at),
             },
+            runs_guestlist: false,
         }
     }
 

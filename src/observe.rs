@@ -2,6 +2,7 @@
 //! observation: planning from a partial view would remove containers that are merely unseen.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::OnceLock;
 
 use anyhow::{Context, Result};
 use futures_util::{stream, StreamExt, TryStreamExt};
@@ -76,6 +77,7 @@ pub async fn host(engine: &Engine, scope: &Scope, capture: Capture<'_>) -> Resul
             .unwrap_or(c.status);
         let last_run = inspected.get(&c.id).map(last_run).unwrap_or_default();
         observed.push(Observed {
+            runs_guestlist: own_container_ids().contains(&c.id),
             // A paused container was paused on purpose and cannot be started; a restarting one
             // is the engine's restart policy at work.
             running: matches!(status.as_str(), "running" | "restarting" | "paused"),
@@ -89,6 +91,48 @@ pub async fn host(engine: &Engine, scope: &Scope, capture: Capture<'_>) -> Resul
         });
     }
     Ok(observed)
+}
+
+/// The ids of the container this process runs in, if it runs in one; empty on the host.
+/// Read once: a process does not change containers.
+fn own_container_ids() -> &'static BTreeSet<String> {
+    static IDS: OnceLock<BTreeSet<String>> = OnceLock::new();
+    IDS.get_or_init(|| {
+        let read = |path| std::fs::read_to_string(path).unwrap_or_default();
+        container_ids(&read("/proc/self/mountinfo"), &read("/proc/self/cgroup"))
+    })
+}
+
+/// Container ids in the process's mount table and cgroup. The engine bind-mounts /etc/hostname,
+/// /etc/hosts and /etc/resolv.conf from `.../containers/<id>/` (Podman from
+/// `.../overlay-containers/<id>/userdata/`), which works under cgroup v2's private namespaces
+/// too; cgroup v1 paths end in the id (`/docker/<id>`, `docker-<id>.scope`). A candidate that
+/// is no container on this engine matches nothing, so extra candidates are harmless.
+fn container_ids(mountinfo: &str, cgroup: &str) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    for line in mountinfo.lines() {
+        for (at, _) in line.match_indices("containers/") {
+            ids.extend(hex_id(&line[at + "containers/".len()..]));
+        }
+    }
+    for line in cgroup.lines() {
+        let path = line.rsplit(':').next().unwrap_or_default();
+        let last = path.rsplit('/').next().unwrap_or_default();
+        let last = last.trim_end_matches(".scope");
+        let last = last.rsplit('-').next().unwrap_or_default();
+        ids.extend(hex_id(last));
+    }
+    ids
+}
+
+/// A 64-hex-digit container id at the start of `text`, ended by its end or a non-hex char.
+fn hex_id(text: &str) -> Option<String> {
+    let id = text.get(..64)?;
+    let ends = text[64..]
+        .chars()
+        .next()
+        .is_none_or(|c| !c.is_ascii_hexdigit());
+    (id.bytes().all(|b| b.is_ascii_hexdigit()) && ends).then(|| id.to_string())
 }
 
 /// When the container's last run started and ended. The engine writes the zero time
@@ -176,4 +220,47 @@ pub async fn capture_recorded(engine: &Engine, inspect: &Value) -> Result<spec::
 pub async fn allowed(engine: &Engine, state: &crate::state::State) -> Result<Vec<Observed>> {
     let names: BTreeSet<String> = state.containers.iter().map(|e| e.name.clone()).collect();
     host(engine, &state.scope, Capture::Named(&names)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "1d001c964494df81a748d476347d3909f243b7af13bdde9befad5c998b3e8c7f";
+
+    #[test]
+    fn the_own_container_is_found_in_the_mount_table_and_cgroup_paths() {
+        let docker = format!(
+            "520 498 254:1 /var/lib/docker/containers/{ID}/hostname /etc/hostname rw - ext4 \
+             /dev/vda1 rw\n498 400 0:52 / / rw - overlay overlay rw,upperdir=/var/lib/docker/\
+             overlay2/{}/diff",
+            "a".repeat(64)
+        );
+        assert_eq!(
+            container_ids(&docker, "0::/"),
+            BTreeSet::from([ID.to_string()])
+        );
+        let podman = format!(
+            "1 2 0:3 /containers/storage/overlay-containers/{ID}/userdata/hosts /etc/hosts rw"
+        );
+        assert_eq!(container_ids(&podman, ""), BTreeSet::from([ID.to_string()]));
+        for cgroup in [
+            format!("12:memory:/docker/{ID}"),
+            format!("0::/system.slice/docker-{ID}.scope"),
+        ] {
+            assert_eq!(container_ids("", &cgroup), BTreeSet::from([ID.to_string()]));
+        }
+    }
+
+    #[test]
+    fn on_the_host_there_is_no_own_container() {
+        let mountinfo = "22 1 254:1 / / rw,relatime - ext4 /dev/vda1 rw\n\
+                         30 22 0:26 / /var/lib/docker/containers rw - ext4 /dev/vda1 rw";
+        assert!(container_ids(mountinfo, "0::/user.slice/session-1.scope").is_empty());
+        assert_eq!(
+            hex_id(&format!("{ID}0")),
+            None,
+            "65 hex digits are not an id"
+        );
+    }
 }

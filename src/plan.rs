@@ -28,6 +28,8 @@ pub struct Observed {
     pub spec: Option<ContainerSpec>,
     /// When its last run started and ended; known for containers whose name is on the list.
     pub last_run: Run,
+    /// This guestlist runs inside it: it is never removed or replaced, whatever the list says.
+    pub runs_guestlist: bool,
 }
 
 /// The span of a container's last run, which tells a crash loop from a container that stayed up.
@@ -95,7 +97,11 @@ impl Action {
     }
 }
 
-/// An extra container left alone because an allow rule matches it.
+/// Why the container guestlist runs in is tolerated, in place of an allow rule.
+pub const RUNS_GUESTLIST: &str = "guestlist itself (it runs in this container)";
+
+/// An extra container left alone because an allow rule matches it, or because guestlist runs
+/// in it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tolerated {
     pub name: String,
@@ -115,6 +121,9 @@ pub struct Plan {
     /// Allowed containers the engine is removing right now (`docker rm -f` in progress): the
     /// name is still taken, so they are created again by the pass after they are gone.
     pub removing: Vec<String>,
+    /// Replacements not done because this guestlist runs in the container: replacing it would
+    /// end the pass halfway. Drift that a human resolves.
+    pub spared: Vec<Action>,
 }
 
 impl Plan {
@@ -124,7 +133,7 @@ impl Plan {
 
     /// Nothing drifted: the host matches the list.
     pub fn is_empty(&self) -> bool {
-        !self.has_actions() && self.removing.is_empty()
+        !self.has_actions() && self.removing.is_empty() && self.spared.is_empty()
     }
 
     /// Whether there is anything to do now.
@@ -166,19 +175,29 @@ pub fn plan(state: &State, observed: &[Observed]) -> Plan {
         }
     }
     cascade_namespace_dependents(state, &by_name, &mut decided, &mut in_sync);
+    let own: Vec<String> = decided
+        .keys()
+        .filter(|name| by_name.get(name.as_str()).is_some_and(|o| o.runs_guestlist))
+        .cloned()
+        .collect();
+    let spared: Vec<Action> = own.iter().filter_map(|n| decided.remove(n)).collect();
 
     let mut tolerated = Vec::new();
     let mut removals = Vec::new();
     for o in observed.iter().filter(|o| state.entry(&o.name).is_none()) {
-        match state
-            .allow
-            .iter()
-            .find(|r| r.matches(&o.name, &o.image, &o.labels))
-        {
+        let rule = match o.runs_guestlist {
+            true => Some(RUNS_GUESTLIST.to_string()),
+            false => state
+                .allow
+                .iter()
+                .find(|r| r.matches(&o.name, &o.image, &o.labels))
+                .map(ToString::to_string),
+        };
+        match rule {
             Some(rule) => tolerated.push(Tolerated {
                 name: o.name.clone(),
                 image: o.image.clone(),
-                rule: rule.to_string(),
+                rule,
             }),
             None => removals.push(Action::Remove {
                 name: o.name.clone(),
@@ -198,6 +217,7 @@ pub fn plan(state: &State, observed: &[Observed]) -> Plan {
         tolerated,
         in_sync,
         removing,
+        spared,
     }
 }
 
@@ -383,6 +403,7 @@ mod tests {
                 labels: HashMap::new(),
                 spec: Some(self.0.spec.clone()),
                 last_run: Run::default(),
+                runs_guestlist: false,
             }
         }
     }
@@ -397,6 +418,7 @@ mod tests {
             labels: HashMap::new(),
             spec: None,
             last_run: Run::default(),
+            runs_guestlist: false,
         }
     }
 
@@ -443,6 +465,30 @@ mod tests {
             markers(&plan),
             vec![vec!["- intruder"], vec!["> db", "+ web"]]
         );
+    }
+
+    #[test]
+    fn the_container_guestlist_runs_in_is_never_removed_or_replaced() {
+        let mut me = observed("guestlist");
+        me.runs_guestlist = true;
+        let extra = plan(&state(vec![]), &[me.clone(), observed("intruder")]);
+        assert_eq!(markers(&extra), vec![vec!["- intruder"]]);
+        assert_eq!(extra.tolerated[0].rule, RUNS_GUESTLIST);
+        assert_eq!(extra.removal_count(), 1);
+
+        // On the list but changed (or sharing a namespace with a recreated container): drift,
+        // and no action.
+        let net = entry("net");
+        let web = entry("web").host("NetworkMode", json!("container:net"));
+        let mut web_live = web.env("X=changed").observed();
+        web_live.runs_guestlist = true;
+        let web = entry("web").host("NetworkMode", json!("container:net"));
+        let plan = plan(&state(vec![net, web]), &[web_live]);
+        assert_eq!(markers(&plan), vec![vec!["+ net"]]);
+        assert_eq!(plan.spared.len(), 1);
+        assert_eq!(plan.spared[0].name(), "web");
+        assert!(!plan.is_empty());
+        assert_eq!(plan.removal_count(), 0);
     }
 
     #[test]

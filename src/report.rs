@@ -17,14 +17,16 @@ use crate::plan::{Action, Plan, Reason};
 pub fn plan_text(plan: &Plan, held: &[Held]) -> String {
     let width = name_width(
         plan.actions()
+            .chain(&plan.spared)
             .map(Action::name)
             .chain(plan.removing.iter().map(String::as_str))
             .chain(plan.tolerated.iter().map(|t| t.name.as_str())),
     );
     let mut out = String::new();
-    for action in plan.actions() {
+    for action in plan.actions().chain(&plan.spared) {
         let then = match held.iter().find(|h| h.name == action.name()) {
             Some(h) => held_back(h),
+            None if plan.spared.contains(action) => SPARED.into(),
             None => would(action).into(),
         };
         out += &format!(
@@ -98,8 +100,13 @@ fn why(reason: &Reason) -> String {
     }
 }
 
+/// Why a changed container is left as it is.
+const SPARED: &str =
+    "not replaced: guestlist runs in it (replace it by hand, or approve it with `guestlist snapshot NAME`)";
+
 fn summary(plan: &Plan) -> String {
-    let count = |f: fn(&Action) -> bool| plan.actions().filter(|a| f(a)).count();
+    let count =
+        |f: fn(&Action) -> bool| plan.actions().chain(&plan.spared).filter(|a| f(a)).count();
     let missing = count(|a| matches!(a, Action::Create { .. })) + plan.removing.len();
     let stopped = count(|a| matches!(a, Action::Start { .. }));
     let changed = count(|a| matches!(a, Action::Replace { .. }));
@@ -123,7 +130,7 @@ pub fn plan_json(plan: &Plan) -> Value {
     let mut stopped = Vec::new();
     let mut changed = Vec::new();
     let mut extra = Vec::new();
-    for action in plan.actions() {
+    for action in plan.actions().chain(&plan.spared) {
         match action {
             Action::Create { name, spec, start } => missing.push(json!({
                 "name": name, "image": spec.image, "image_id": spec.image_id, "start": start,
@@ -131,11 +138,17 @@ pub fn plan_json(plan: &Plan) -> Value {
             Action::Start { name, id } => stopped.push(json!({"name": name, "id": id})),
             Action::Replace {
                 name, id, reason, ..
-            } => changed.push(match reason {
-                Reason::Changed(fields) => json!({"name": name, "id": id, "fields": fields}),
-                Reason::Dependency(owner) => {
-                    json!({"name": name, "id": id, "fields": [], "namespace_owner": owner})
+            } => changed.push({
+                let mut item = match reason {
+                    Reason::Changed(fields) => json!({"name": name, "id": id, "fields": fields}),
+                    Reason::Dependency(owner) => {
+                        json!({"name": name, "id": id, "fields": [], "namespace_owner": owner})
+                    }
+                };
+                if plan.spared.contains(action) {
+                    item["not_replaced"] = json!("guestlist runs in it");
                 }
+                item
             }),
             Action::Remove { name, id, image } => {
                 extra.push(json!({"name": name, "id": id, "image": image}))
@@ -280,6 +293,7 @@ mod tests {
             }],
             in_sync: vec!["cache".into()],
             removing: Vec::new(),
+            spared: Vec::new(),
         }
     }
 

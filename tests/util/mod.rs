@@ -37,6 +37,14 @@ pub fn docker_output(args: &[&str]) -> Output {
         .expect("cannot run the docker CLI: is it installed? (.ci/engine installs it)")
 }
 
+/// The engine's unix socket on this machine.
+pub fn engine_socket() -> String {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .and_then(|h| h.strip_prefix("unix://").map(String::from))
+        .unwrap_or_else(|| "/var/run/docker.sock".into())
+}
+
 /// Fail loudly, once, when no engine answers: a skipped integration test proves nothing.
 fn ensure_engine() {
     static CHECKED: OnceLock<Result<(), String>> = OnceLock::new();
@@ -176,6 +184,33 @@ impl Sandbox {
             .spawn()
             .expect("cannot start guestlist");
         Running { child }
+    }
+
+    /// `docker run` options that make the guestlist binary runnable inside a container of the
+    /// test image (`--entrypoint /guestlist`): the binary and the libraries it links mounted
+    /// read-only, the engine socket, and this sandbox's data directory as XDG_DATA_HOME.
+    pub fn guestlist_in_container(&self) -> Vec<String> {
+        let binary = assert_cmd::cargo::cargo_bin("guestlist");
+        let ldd = Command::new("ldd").arg(&binary).output().expect("ldd");
+        let mut options = vec![
+            "--entrypoint".to_string(),
+            "/guestlist".into(),
+            "-v".into(),
+            format!("{}:/guestlist:ro", binary.display()),
+            "-v".into(),
+            format!("{}:/data", self.dir().display()),
+            "-e".into(),
+            "XDG_DATA_HOME=/data".into(),
+            "-v".into(),
+            format!("{}:/var/run/docker.sock", engine_socket()),
+        ];
+        // `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)` and `/lib64/ld-linux... (0x...)`
+        for word in String::from_utf8_lossy(&ldd.stdout).split_whitespace() {
+            if word.starts_with('/') && Path::new(word).exists() {
+                options.extend(["-v".into(), format!("{word}:{word}:ro")]);
+            }
+        }
+        options
     }
 
     /// Run guestlist and return (exit code, stdout, stderr).
