@@ -36,7 +36,8 @@ pub struct Record {
     pub id: Option<String>,
     /// Why: missing, stopped, changed ..., extra (image ...), or why a pass refused.
     pub reason: String,
-    /// `removing` (written before a removal, with `inspect`), `ok`, `failed` or `refused`.
+    /// `removing` (written before a removal, with `inspect`), `ok`, `failed`, `outdated`
+    /// (planned again) or `refused`.
     pub result: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -81,8 +82,14 @@ impl Audit {
         self.append(&record, true)
     }
 
-    /// The result of `action`.
-    pub fn result(&self, action: &Action, outcome: &Result<Vec<String>, String>) -> Result<()> {
+    /// The result of `action`; `outdated` when it failed because it was planned from a view
+    /// that changed since, and is planned again.
+    pub fn result(
+        &self,
+        action: &Action,
+        outcome: &Result<Vec<String>, String>,
+        outdated: bool,
+    ) -> Result<()> {
         let mut record = match outcome {
             Ok(notes) => Record {
                 notes: notes.clone(),
@@ -90,7 +97,7 @@ impl Audit {
             },
             Err(cause) => Record {
                 error: Some(cause.clone()),
-                ..self.record(action, "failed")
+                ..self.record(action, if outdated { "outdated" } else { "failed" })
             },
         };
         record.id = existing_id(action).map(String::from);
@@ -230,13 +237,13 @@ mod tests {
         let audit = Audit::new(path.clone());
         let x = remove("x");
         audit.removing(&x, "id-x", json!({"Id": "id-x"})).unwrap();
-        audit.result(&x, &Ok(vec![])).unwrap();
+        audit.result(&x, &Ok(vec![]), false).unwrap();
         let start = Action::Start {
             name: "web".into(),
             id: "id-web".into(),
         };
         audit
-            .result(&start, &Err("cannot start: boom".into()))
+            .result(&start, &Err("cannot start: boom".into()), false)
             .unwrap();
         audit.refused("would remove 12 containers").unwrap();
 

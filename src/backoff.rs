@@ -272,6 +272,7 @@ mod tests {
         ActionResult {
             action,
             outcome: Ok(Vec::new()),
+            outdated: false,
         }
     }
 

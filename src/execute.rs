@@ -35,6 +35,10 @@ pub struct ActionResult {
     pub action: Action,
     /// `Ok(notes)`: done, with things the operator should know; `Err(cause)`: failed.
     pub outcome: Result<Vec<String>, String>,
+    /// The engine's answer shows that the action was planned from a view that changed since
+    /// (the container vanished, its name is still held by a container being removed): plan it
+    /// again rather than report it.
+    pub outdated: bool,
 }
 
 /// Run every action of `plan`; a wave starts when the previous one has finished.
@@ -73,15 +77,24 @@ async fn perform(
         Some((dep, _)) => Err(anyhow!("not attempted: {dep}, which it needs, failed")),
         None => act(engine, &action, options).await,
     };
+    let outdated = match (&action, &outcome) {
+        (Action::Start { .. }, Err(e)) => engine::is_not_found(e) || engine::is_conflict(e),
+        (Action::Create { .. }, Err(e)) => engine::is_conflict(e),
+        _ => false,
+    };
     let mut outcome = outcome.map_err(|e| format!("{e:#}"));
-    if let Err(e) = options.audit.result(&action, &outcome) {
+    if let Err(e) = options.audit.result(&action, &outcome, outdated) {
         let unlogged = format!("this result is not in the audit log: {e:#}");
         match &mut outcome {
             Ok(notes) => notes.push(unlogged),
             Err(cause) => *cause = format!("{cause} ({unlogged})"),
         }
     }
-    ActionResult { outcome, action }
+    ActionResult {
+        outcome,
+        action,
+        outdated,
+    }
 }
 
 async fn act(engine: &Engine, action: &Action, options: &Options) -> Result<Vec<String>> {

@@ -330,6 +330,7 @@ mod tests {
         let removed = ActionResult {
             action: drifted().waves[0][0].clone(),
             outcome: Ok(Vec::new()),
+            outdated: false,
         };
         assert_eq!(
             result_line(&removed),
@@ -367,6 +368,7 @@ mod tests {
                     start: true,
                 },
                 outcome: Ok(vec!["img:1 moved".into()]),
+                outdated: false,
             },
             ActionResult {
                 action: Action::Start {
@@ -374,6 +376,7 @@ mod tests {
                     id: "d1".into(),
                 },
                 outcome: Err("cannot start: boom".into()),
+                outdated: false,
             },
         ];
         assert_eq!(

@@ -1,5 +1,9 @@
 //! Safety: a pass never does more harm than the operator allowed.
 
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::util::proxy::{HookProxy, Verdict};
 use crate::util::{docker, Sandbox};
 
 #[test]
@@ -126,4 +130,129 @@ fn guestlist_running_in_a_container_in_its_scope_never_removes_that_container() 
     // Seen from outside, the guard is an ordinary extra.
     let plan = sb.expect(&["diff"], 1);
     assert!(plan.contains(&format!("- {}", sb.name("guard"))), "{plan}");
+}
+
+/// The sandbox's audit log as JSON values.
+fn audit_records(sb: &Sandbox) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(sb.dir().join("guestlist").join("audit.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+#[test]
+fn an_empty_list_without_scope_removes_nothing_unless_the_limit_is_raised() {
+    let sb = Sandbox::new();
+    sb.run("bystander", &[], &[]);
+    sb.snapshot(&[]);
+    // The same file, allowing nothing on the whole host: every container is an extra.
+    let path = sb.state_path();
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("state")).expect("state JSON");
+    state["scope"] = serde_json::json!([]);
+    state["containers"] = serde_json::json!([]);
+    std::fs::write(&path, state.to_string()).expect("write state");
+    // Through a read-only view of the engine: if this test fails, it fails without removing
+    // the other tests' containers.
+    let proxy = HookProxy::read_only(&sb.dir().join("engine.sock"));
+    let host = proxy.url();
+
+    let (code, stdout, stderr) = sb.gl(&["--host", &host, "enforce", "--stop-timeout", "0"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stderr.contains("more than --max-removals 0"), "{stderr}");
+    let writes: Vec<String> = proxy
+        .seen()
+        .into_iter()
+        .filter(|r| !r.starts_with("GET "))
+        .collect();
+    assert!(writes.is_empty(), "the refused pass wrote: {writes:?}");
+    assert!(sb.exists("bystander"));
+    assert!(audit_records(&sb)
+        .iter()
+        .any(|r| r["action"] == "pass" && r["result"] == "refused"));
+
+    // Raised explicitly, the limit lets the pass act (the proxy refuses the removals here).
+    let (code, _, _) = sb.gl(&[
+        "--host",
+        &host,
+        "enforce",
+        "--stop-timeout",
+        "0",
+        "--max-removals",
+        "100000",
+    ]);
+    assert_eq!(code, 1);
+    assert!(proxy
+        .seen()
+        .iter()
+        .any(|r| r.starts_with("DELETE /containers/")));
+    assert!(sb.exists("bystander"));
+}
+
+#[test]
+fn a_container_that_vanishes_between_observing_and_starting_is_created_instead() {
+    let sb = Sandbox::new();
+    let id = sb.run("web", &[], &[]);
+    sb.snapshot(&[]);
+    docker(&["stop", "-t", "0", &id]);
+    let start = format!("/containers/{id}/start");
+    let proxy = HookProxy::start(&sb.dir().join("engine.sock"), move |method, path| {
+        if method == "POST" && path.starts_with(&start) {
+            docker(&["rm", "-f", &id]);
+        }
+        Verdict::Forward
+    });
+
+    let out = sb.expect(&["--host", &proxy.url(), "enforce"], 0);
+    assert!(!out.lines().any(|l| l.starts_with("! ")), "{out}");
+    assert!(out.contains(&format!("+ {}", sb.name("web"))), "{out}");
+    assert_eq!(sb.inspect("web")["State"]["Status"], "running");
+    let results: Vec<String> = audit_records(&sb)
+        .iter()
+        .map(|r| format!("{} {}", r["action"], r["result"]).replace('"', ""))
+        .collect();
+    assert_eq!(results, ["start outdated", "create ok"]);
+}
+
+#[test]
+fn a_name_still_held_while_a_container_is_removed_is_retried_not_failed() {
+    let sb = Sandbox::new();
+    sb.run("web", &[], &[]);
+    sb.snapshot(&[]);
+    docker(&["rm", "-f", &sb.name("web")]);
+    let name = sb.name("web");
+    let blocked = std::sync::atomic::AtomicBool::new(false);
+    let proxy = HookProxy::start(&sb.dir().join("engine.sock"), move |method, path| {
+        let create = method == "POST" && path.starts_with("/containers/create?");
+        if create && path.contains(&name) && !blocked.swap(true, Ordering::SeqCst) {
+            // Outside the scope, so guestlist does not see it; gone 400 ms later.
+            docker(&["create", "--name", &name, &crate::util::image::test_image()]);
+            let name = name.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(400));
+                docker(&["rm", "-f", &name]);
+            });
+        }
+        Verdict::Forward
+    });
+
+    let out = sb.expect(&["--host", &proxy.url(), "enforce"], 0);
+    assert!(!out.lines().any(|l| l.starts_with("! ")), "{out}");
+    let web = sb.inspect("web");
+    assert_eq!(web["State"]["Status"], "running");
+    assert_eq!(
+        web["Config"]["Labels"][crate::util::LABEL],
+        sb.prefix.as_str()
+    );
+    let creates = proxy
+        .seen()
+        .iter()
+        .filter(|r| r.starts_with("POST /containers/create?"))
+        .count();
+    assert!(
+        creates >= 2,
+        "the create was not retried: {:?}",
+        proxy.seen()
+    );
 }

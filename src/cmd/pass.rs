@@ -12,6 +12,7 @@ use crate::backoff::{self, Held, Policy};
 use crate::engine::Engine;
 use crate::execute::{self, ActionResult};
 use crate::observe;
+use crate::plan::Action;
 use crate::plan::{self, Plan};
 use crate::state::State;
 
@@ -89,7 +90,8 @@ pub async fn run(
                 stop_timeout: options.stop_timeout,
                 audit,
             };
-            let results = execute::run(engine, &runnable, &execute_options).await;
+            let mut results = execute::run(engine, &runnable, &execute_options).await;
+            retry_outdated(engine, state, &execute_options, &mut results).await;
             history.record(&results, SystemTime::now());
             Acted::Done(results)
         }
@@ -105,6 +107,66 @@ pub async fn run(
         acted,
         warnings,
     })
+}
+
+/// Waits before planning outdated actions again. A removal in progress frees its name within
+/// about 100 ms; a container that vanished is recreated on the first retry.
+const RETRY_WAITS: [Duration; 3] = [
+    Duration::from_millis(250),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+];
+
+/// Plan again, from a fresh observation, the actions the engine showed were planned from a
+/// view that changed meanwhile: a container to start that vanished is created instead, a name
+/// still held by a container being removed is tried again once it is free. Only creations and
+/// starts are retried: anything that would remove waits for the next pass and its limits.
+/// What is still outdated after the last retry stays a failure.
+async fn retry_outdated(
+    engine: &Engine,
+    state: &State,
+    options: &execute::Options,
+    results: &mut Vec<ActionResult>,
+) {
+    for wait in RETRY_WAITS {
+        let outdated: BTreeSet<String> = results
+            .iter()
+            .filter(|r| r.outdated)
+            .map(|r| r.action.name().to_string())
+            .collect();
+        if outdated.is_empty() {
+            return;
+        }
+        tokio::time::sleep(wait).await;
+        // A failed observation ends the retries; the outdated results stand as failures.
+        let Ok(observed) = observe::allowed(engine, state).await else {
+            return;
+        };
+        let fresh = plan::plan(state, &observed);
+        let retry = Plan {
+            waves: fresh
+                .waves
+                .iter()
+                .map(|wave| {
+                    wave.iter()
+                        .filter(|a| outdated.contains(a.name()))
+                        .filter(|a| matches!(a, Action::Create { .. } | Action::Start { .. }))
+                        .cloned()
+                        .collect()
+                })
+                .collect(),
+            ..Plan::default()
+        };
+        let retried = execute::run(engine, &retry, options).await;
+        // Replaced by its retry, or done by someone else meanwhile: either way not a failure.
+        let superseded: BTreeSet<&str> = retried
+            .iter()
+            .map(|r| r.action.name())
+            .chain(fresh.in_sync.iter().map(String::as_str))
+            .collect();
+        results.retain(|r| !(r.outdated && superseded.contains(r.action.name())));
+        results.extend(retried);
+    }
 }
 
 /// Removals allowed in one pass. A list with no containers and no scope would remove every

@@ -3,6 +3,7 @@
 //! at DOCKER_HOST or the default socket; when none answers they fail saying so.
 
 pub mod image;
+pub mod proxy;
 pub mod watch;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,155 @@
+//! A unix-socket proxy in front of the engine that sees each HTTP request before the engine
+//! does: a test can refuse requests (a read-only view of the engine, so that a test of "this
+//! must remove nothing" cannot harm the other tests if it fails) or act just before one is
+//! forwarded (make a container vanish between guestlist's observation and its action).
+//!
+//! HTTP/1.1 clients send the next request on a connection only after the previous response, so
+//! requests are parsed one by one on the way in while responses stream back untouched.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+/// What to do with one request.
+pub enum Verdict {
+    Forward,
+    /// Answer 403 without bothering the engine.
+    Refuse,
+}
+
+type Hook = dyn Fn(&str, &str) -> Verdict + Send + Sync;
+
+pub struct HookProxy {
+    socket: PathBuf,
+    /// Every request seen, as `METHOD /path?query`.
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl HookProxy {
+    /// Listen at `socket`; `hook(method, path)` decides about each request.
+    pub fn start(
+        socket: &Path,
+        hook: impl Fn(&str, &str) -> Verdict + Send + Sync + 'static,
+    ) -> HookProxy {
+        let listener = UnixListener::bind(socket).expect("bind the proxy socket");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let hook: Arc<Hook> = Arc::new(hook);
+        let log = Arc::clone(&seen);
+        thread::spawn(move || {
+            for client in listener.incoming().map_while(Result::ok) {
+                let (hook, log) = (Arc::clone(&hook), Arc::clone(&log));
+                thread::spawn(move || serve(client, &*hook, &log));
+            }
+        });
+        HookProxy {
+            socket: socket.to_path_buf(),
+            seen,
+        }
+    }
+
+    /// A proxy that forwards reads (GET, HEAD) and refuses everything else.
+    pub fn read_only(socket: &Path) -> HookProxy {
+        HookProxy::start(socket, |method, _| match method {
+            "GET" | "HEAD" => Verdict::Forward,
+            _ => Verdict::Refuse,
+        })
+    }
+
+    /// The endpoint to give guestlist (`--host`).
+    pub fn url(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// Requests seen so far.
+    pub fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn serve(client: UnixStream, hook: &Hook, log: &Mutex<Vec<String>>) {
+    let Ok(mut upstream) = UnixStream::connect(super::engine_socket()) else {
+        return;
+    };
+    let (Ok(mut to_client), Ok(mut from_upstream)) = (client.try_clone(), upstream.try_clone())
+    else {
+        return;
+    };
+    let mut to_client_answers = match client.try_clone() {
+        Ok(c) => c,
+        Err(_) => return,
+    };
+    thread::spawn(move || {
+        let _ = std::io::copy(&mut from_upstream, &mut to_client);
+        let _ = to_client.shutdown(std::net::Shutdown::Both);
+    });
+    let mut requests = BufReader::new(client);
+    while let Some((head, body)) = read_request(&mut requests) {
+        let mut words = head.split_whitespace();
+        let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+        log.lock().unwrap().push(format!("{method} {path}"));
+        let sent = match hook(method, path) {
+            Verdict::Forward => upstream
+                .write_all(head.as_bytes())
+                .and_then(|()| upstream.write_all(&body)),
+            Verdict::Refuse => {
+                let message = br#"{"message":"refused by the test proxy"}"#;
+                let answer = format!(
+                    "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\n\
+                     Content-Length: {}\r\n\r\n",
+                    message.len()
+                );
+                to_client_answers
+                    .write_all(answer.as_bytes())
+                    .and_then(|()| to_client_answers.write_all(message))
+            }
+        };
+        if sent.is_err() {
+            break;
+        }
+    }
+    let _ = upstream.shutdown(std::net::Shutdown::Both);
+}
+
+/// One request: its head (request line and headers, with the blank line) and its body.
+fn read_request(reader: &mut BufReader<UnixStream>) -> Option<(String, Vec<u8>)> {
+    let mut head = String::new();
+    let mut length = 0usize;
+    let mut chunked = false;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let lower = line.to_ascii_lowercase();
+        if let Some(value) = lower.strip_prefix("content-length:") {
+            length = value.trim().parse().ok()?;
+        }
+        if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
+            chunked = true;
+        }
+        head.push_str(&line);
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    if chunked {
+        // Keep the chunks as they came, up to and including the last (empty) one.
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size).ok()?;
+            body.extend_from_slice(size.as_bytes());
+            let n = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
+            let mut chunk = vec![0; n + 2];
+            reader.read_exact(&mut chunk).ok()?;
+            body.extend_from_slice(&chunk);
+            if n == 0 {
+                break;
+            }
+        }
+    }
+    Some((head, body))
+}
