@@ -253,12 +253,13 @@ async fn resolve_image(
         };
         return Ok((spec.image_id.clone(), notes));
     }
-    engine.pull(&spec.image).await.with_context(|| {
-        format!(
-            "image {} ({short}) is not present and cannot be pulled",
+    if let Err(e) = engine.pull(&spec.image).await {
+        bail!(
+            "image {} ({short}) is not present and cannot be pulled ({e:#}); load it (docker \
+             load) or make its registry reachable, then run the pass again",
             spec.image
-        )
-    })?;
+        );
+    }
     match engine.image(&spec.image).await? {
         Some(pulled) if pulled.id == spec.image_id => Ok((spec.image.clone(), Vec::new())),
         Some(pulled) => bail!(

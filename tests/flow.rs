@@ -309,6 +309,7 @@ fn an_image_that_is_gone_fails_its_action_by_name_and_the_others_still_run() {
         "{out}"
     );
     assert!(out.contains("is not present and cannot be pulled"), "{out}");
+    assert!(out.contains("load it (docker load)"), "{out}");
     assert_eq!(sb.inspect("fine")["State"]["Status"], "running");
     assert!(!sb.exists("lost"));
 }

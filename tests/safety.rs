@@ -1,7 +1,7 @@
 //! Safety: a pass never does more harm than the operator allowed.
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::util::proxy::{HookProxy, Verdict};
 use crate::util::{docker, Sandbox};
@@ -255,4 +255,79 @@ fn a_name_still_held_while_a_container_is_removed_is_retried_not_failed() {
         "the create was not retried: {:?}",
         proxy.seen()
     );
+}
+
+/// Drift of every kind at once: deleted, stopped, changed, half-networked, and extras.
+fn drift(sb: &Sandbox, round: usize) {
+    // c is stopped again seconds after a pass started it, which is what a crash loop looks
+    // like; this test is about convergence, so the restart history starts afresh each round.
+    let _ = std::fs::remove_file(sb.state_path().with_extension("restarts.json"));
+    docker(&["rm", "-f", &sb.name("a"), &sb.name("b"), &sb.name("e")]);
+    docker(&["stop", "-t", "0", &sb.name("c")]);
+    sb.run("e", &["-e", "V=drifted"], &[]);
+    for extra in ["x1", "x2"] {
+        sb.run(&format!("{extra}-{round}"), &[], &[]);
+    }
+}
+
+/// The sandbox's container names, sorted.
+fn names(sb: &Sandbox) -> Vec<String> {
+    let filter = format!("label={}={}", crate::util::LABEL, sb.prefix);
+    let listed = docker(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"]);
+    let mut names: Vec<String> = listed.lines().map(String::from).collect();
+    names.sort_unstable();
+    names
+}
+
+#[test]
+fn a_pass_killed_at_any_moment_leaves_nothing_the_next_pass_cannot_converge() {
+    let sb = Sandbox::new();
+    let first = sb.network("n1", &[]);
+    let second = sb.network("n2", &[]);
+    for short in ["a", "b", "c", "e"] {
+        sb.run(short, &[], &[]);
+    }
+    sb.run("f", &["--network", &first], &[]);
+    docker(&["network", "connect", &second, &sb.name("f")]);
+    sb.snapshot(&[]);
+    let allowed = names(&sb);
+    let args = ["enforce", "--stop-timeout", "0"];
+
+    // How long an uninterrupted pass over this drift takes, to spread the kills over it.
+    drift(&sb, 0);
+    let started = Instant::now();
+    sb.expect(&args, 0);
+    let whole = started.elapsed();
+
+    // Pseudo-random offsets within each slice of the pass; the seed is printed for a rerun.
+    let mut seed = u64::from(std::process::id()) | 1;
+    println!("kill offsets seed {seed}, uninterrupted pass {whole:?}");
+    const KILLS: u32 = 8;
+    for round in 1..=KILLS as usize {
+        drift(&sb, round);
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let slice = whole / KILLS;
+        let at = slice * (round as u32 - 1) + slice.mul_f64((seed % 1000) as f64 / 1000.0);
+        let mut pass = sb.guestlist_process(&args);
+        std::thread::sleep(at);
+        pass.child.kill().expect("SIGKILL the pass");
+        let killed = pass.wait();
+
+        let out = sb.expect(&args, 0);
+        let context = format!("killed after {at:?} ({killed:?}); then:\n{out}");
+        assert_eq!(names(&sb), allowed, "{context}");
+        assert!(sb.expect(&["diff"], 0).starts_with("in sync"), "{context}");
+        let f = sb.inspect("f");
+        assert_eq!(
+            f["NetworkSettings"]["Networks"]
+                .as_object()
+                .map(|n| n.len()),
+            Some(2),
+            "{context}"
+        );
+    }
+    let log = audit_records(&sb);
+    assert!(log.iter().all(|r| r["result"] != "failed"), "{log:?}");
 }
