@@ -224,3 +224,21 @@ fn losing_the_engine_and_getting_it_back_resumes_enforcement() {
         running(&sb, "web")
     });
 }
+
+#[test]
+fn watch_honours_the_removal_limit_and_a_manual_enforce_takes_its_turn() {
+    let sb = Sandbox::new();
+    sb.run("kept", &[], &[]);
+    sb.snapshot(&[]);
+    sb.run("x1", &[], &[]);
+    sb.run("x2", &[], &[]);
+    let watch = sb.watch(&["--stop-timeout", "0", "--max-removals", "1"]);
+    let line = watch.wait_for_log("refusing to act", WITHIN);
+    assert!(line.contains("would remove or replace 2 containers"), "{line}");
+    assert!(sb.exists("x1") && sb.exists("x2"), "{}", watch.log());
+
+    // The operator checks and raises the limit for one pass while watch keeps running.
+    sb.expect(&["enforce", "--stop-timeout", "0", "--max-removals", "2"], 0);
+    assert!(!sb.exists("x1") && !sb.exists("x2"));
+    assert!(running(&sb, "kept"));
+}
