@@ -234,11 +234,17 @@ fn watch_honours_the_removal_limit_and_a_manual_enforce_takes_its_turn() {
     sb.run("x2", &[], &[]);
     let watch = sb.watch(&["--stop-timeout", "0", "--max-removals", "1"]);
     let line = watch.wait_for_log("refusing to act", WITHIN);
-    assert!(line.contains("would remove or replace 2 containers"), "{line}");
+    assert!(
+        line.contains("would remove or replace 2 containers"),
+        "{line}"
+    );
     assert!(sb.exists("x1") && sb.exists("x2"), "{}", watch.log());
 
     // The operator checks and raises the limit for one pass while watch keeps running.
-    sb.expect(&["enforce", "--stop-timeout", "0", "--max-removals", "2"], 0);
+    sb.expect(
+        &["enforce", "--stop-timeout", "0", "--max-removals", "2"],
+        0,
+    );
     assert!(!sb.exists("x1") && !sb.exists("x2"));
     assert!(running(&sb, "kept"));
 }
