@@ -6,15 +6,6 @@ use serde_json::Value;
 use crate::fidelity::configuration;
 use crate::util::{docker, docker_output, Sandbox};
 
-/// The sandbox's audit log, one JSON value per line.
-fn audit_log(sb: &Sandbox) -> Vec<Value> {
-    let text = std::fs::read_to_string(sb.dir().join("guestlist").join("audit.jsonl"))
-        .expect("the audit log");
-    text.lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect()
-}
-
 fn records<'a>(log: &'a [Value], container: &str, result: &str) -> Vec<&'a Value> {
     log.iter()
         .filter(|r| r["container"] == container && r["result"] == result)
@@ -79,7 +70,7 @@ fn an_extra_removed_by_mistake_comes_back_from_the_audit_log_with_its_data() {
     );
 
     let name = sb.name("precious");
-    let log = audit_log(&sb);
+    let log = sb.audit_log();
     let kept = records(&log, &name, "removing");
     assert_eq!(kept.len(), 1, "{log:?}");
     assert_eq!(
@@ -104,7 +95,7 @@ fn an_extra_removed_by_mistake_comes_back_from_the_audit_log_with_its_data() {
     let read = |path: &str| docker(&["exec", &name, "cat", path]);
     assert_eq!(read("/data/f"), "kept");
     assert_eq!(read("/cache/f"), "cached");
-    let log = audit_log(&sb);
+    let log = sb.audit_log();
     assert_eq!(
         records(&log, &name, "ok").len(),
         2,
@@ -126,7 +117,7 @@ fn a_replacement_keeps_the_old_container_in_the_log_and_restore_undoes_it() {
     assert!(env(&sb.inspect("app")).to_string().contains("V=recorded"));
 
     let name = sb.name("app");
-    let log = audit_log(&sb);
+    let log = sb.audit_log();
     let kept = records(&log, &name, "removing");
     assert_eq!(kept.len(), 1, "{log:?}");
     assert_eq!(kept[0]["action"], "replace");
@@ -146,7 +137,7 @@ fn a_failed_action_is_in_the_audit_log_with_its_cause() {
     docker(&["rm", "-f", &sb.name("lost")]);
     docker(&["rmi", &tag]);
     sb.expect(&["enforce"], 1);
-    let log = audit_log(&sb);
+    let log = sb.audit_log();
     let failed = records(&log, &sb.name("lost"), "failed");
     assert_eq!(failed.len(), 1, "{log:?}");
     assert_eq!(failed[0]["action"], "create");

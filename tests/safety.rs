@@ -1,4 +1,5 @@
-//! Safety: a pass never does more harm than the operator allowed.
+//! Safety: a pass never does more harm than the operator allowed, takes turns with other
+//! passes, converges after being killed, and re-plans what the engine shows is out of date.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -72,17 +73,7 @@ fn overlapping_passes_take_turns_and_both_end_in_sync() {
         second.stdout.starts_with("in sync"),
         "the second pass acted on what the first had done: {second:?}"
     );
-    let names = docker(&[
-        "ps",
-        "-a",
-        "--filter",
-        &format!("label={}={}", crate::util::LABEL, sb.prefix),
-        "--format",
-        "{{.Names}}",
-    ]);
-    let mut names: Vec<&str> = names.lines().collect();
-    names.sort_unstable();
-    assert_eq!(names, [sb.name("a"), sb.name("b"), sb.name("c")]);
+    assert_eq!(sb.names(), [sb.name("a"), sb.name("b"), sb.name("c")]);
 }
 
 /// Run guestlist with `args` in container `short` of the sandbox; wait for it to end and
@@ -132,15 +123,6 @@ fn guestlist_running_in_a_container_in_its_scope_never_removes_that_container() 
     assert!(plan.contains(&format!("- {}", sb.name("guard"))), "{plan}");
 }
 
-/// The sandbox's audit log as JSON values.
-fn audit_records(sb: &Sandbox) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(sb.dir().join("guestlist").join("audit.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect()
-}
-
 #[test]
 fn an_empty_list_without_scope_removes_nothing_unless_the_limit_is_raised() {
     let sb = Sandbox::new();
@@ -168,7 +150,8 @@ fn an_empty_list_without_scope_removes_nothing_unless_the_limit_is_raised() {
         .collect();
     assert!(writes.is_empty(), "the refused pass wrote: {writes:?}");
     assert!(sb.exists("bystander"));
-    assert!(audit_records(&sb)
+    assert!(sb
+        .audit_log()
         .iter()
         .any(|r| r["action"] == "pass" && r["result"] == "refused"));
 
@@ -208,7 +191,8 @@ fn a_container_that_vanishes_between_observing_and_starting_is_created_instead()
     assert!(!out.lines().any(|l| l.starts_with("! ")), "{out}");
     assert!(out.contains(&format!("+ {}", sb.name("web"))), "{out}");
     assert_eq!(sb.inspect("web")["State"]["Status"], "running");
-    let results: Vec<String> = audit_records(&sb)
+    let results: Vec<String> = sb
+        .audit_log()
         .iter()
         .map(|r| format!("{} {}", r["action"], r["result"]).replace('"', ""))
         .collect();
@@ -270,15 +254,6 @@ fn drift(sb: &Sandbox, round: usize) {
     }
 }
 
-/// The sandbox's container names, sorted.
-fn names(sb: &Sandbox) -> Vec<String> {
-    let filter = format!("label={}={}", crate::util::LABEL, sb.prefix);
-    let listed = docker(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"]);
-    let mut names: Vec<String> = listed.lines().map(String::from).collect();
-    names.sort_unstable();
-    names
-}
-
 #[test]
 fn a_pass_killed_at_any_moment_leaves_nothing_the_next_pass_cannot_converge() {
     let sb = Sandbox::new();
@@ -290,7 +265,7 @@ fn a_pass_killed_at_any_moment_leaves_nothing_the_next_pass_cannot_converge() {
     sb.run("f", &["--network", &first], &[]);
     docker(&["network", "connect", &second, &sb.name("f")]);
     sb.snapshot(&[]);
-    let allowed = names(&sb);
+    let allowed = sb.names();
     let args = ["enforce", "--stop-timeout", "0"];
 
     // How long an uninterrupted pass over this drift takes, to spread the kills over it.
@@ -317,7 +292,7 @@ fn a_pass_killed_at_any_moment_leaves_nothing_the_next_pass_cannot_converge() {
 
         let out = sb.expect(&args, 0);
         let context = format!("killed after {at:?} ({killed:?}); then:\n{out}");
-        assert_eq!(names(&sb), allowed, "{context}");
+        assert_eq!(sb.names(), allowed, "{context}");
         assert!(sb.expect(&["diff"], 0).starts_with("in sync"), "{context}");
         let f = sb.inspect("f");
         assert_eq!(
@@ -328,6 +303,6 @@ fn a_pass_killed_at_any_moment_leaves_nothing_the_next_pass_cannot_converge() {
             "{context}"
         );
     }
-    let log = audit_records(&sb);
+    let log = sb.audit_log();
     assert!(log.iter().all(|r| r["result"] != "failed"), "{log:?}");
 }

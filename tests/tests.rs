@@ -15,7 +15,7 @@ mod cli;
 mod fidelity;
 /// snapshot, diff, enforce and forget end to end.
 mod flow;
-/// Limits on what one pass may do.
+/// Removal limits, self-protection, locking, SIGKILL convergence, outdated actions.
 mod safety;
 /// `guestlist watch` and the crash-loop backoff it shares with `enforce`.
 mod watch;

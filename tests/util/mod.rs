@@ -256,6 +256,24 @@ impl Sandbox {
             .success()
     }
 
+    /// The records of the audit log guestlist keeps for this sandbox, oldest first.
+    pub fn audit_log(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.data.path().join("guestlist").join("audit.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("an audit record is a JSON line"))
+            .collect()
+    }
+
+    /// The sandbox's container names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let filter = format!("label={LABEL}={}", self.prefix);
+        let listed = docker(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"]);
+        let mut names: Vec<String> = listed.lines().map(String::from).collect();
+        names.sort_unstable();
+        names
+    }
+
     /// The sandbox's containers as `name status` lines, for failure messages.
     pub fn containers(&self) -> String {
         let filter = format!("label={LABEL}={}", self.prefix);
