@@ -1,5 +1,7 @@
 //! One reconciliation pass, the same for `enforce` and `watch`: observe, plan, hold back the
-//! starts of crash-looping containers, check the removal limit, act, and remember the starts.
+//! starts of crash-looping containers, check the removal limit, act (keeping every removed
+//! container and every result in the audit log), plan again what the engine showed was out of
+//! date, and remember the starts. The caller holds the state file's lock.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
