@@ -54,6 +54,18 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub lock_timeout: std::time::Duration,
 
+    /// More log detail (-v debug, -vv trace)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Less log detail (-q warnings and errors only, -qq errors only)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub quiet: u8,
+
+    /// Log lines as text or as JSON objects (one per line)
+    #[arg(long, global = true, value_enum, default_value_t = crate::log::Format::Text)]
+    pub log_format: crate::log::Format,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -8,6 +8,7 @@ mod cmd;
 mod engine;
 mod execute;
 mod lock;
+mod log;
 mod observe;
 mod plan;
 mod report;

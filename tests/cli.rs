@@ -148,3 +148,84 @@ fn a_state_file_another_user_could_write_is_refused_like_an_ssh_key() {
     std::os::unix::fs::chown(&path, Some(0), None).expect("chown");
     sb.guestlist().arg("diff").assert().code(0);
 }
+
+/// What `watch` logs in its first second against an engine that is not there (it logs that it
+/// watches, then that it reconnects): `args` go before `watch`.
+fn first_second_of_watch(sb: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> String {
+    let log = sb.dir().join("watch.log");
+    let file = std::fs::File::create(&log).expect("log file");
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("guestlist"));
+    cmd.env("XDG_DATA_HOME", sb.dir())
+        .env_remove("GUESTLIST_STATE")
+        .env_remove("NO_COLOR")
+        .env_remove("JOURNAL_STREAM")
+        .envs(env.iter().copied())
+        .args(args)
+        .args(["--host", "unix:///nonexistent/docker.sock", "watch"])
+        .stderr(file);
+    let mut child = cmd.spawn().expect("start watch");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    child.kill().expect("stop watch");
+    child.wait().expect("wait for watch");
+    std::fs::read_to_string(&log).expect("read the log")
+}
+
+#[test]
+fn logs_are_plain_text_json_quieter_or_louder_and_unstamped_under_journald() {
+    use std::os::unix::fs::MetadataExt;
+    let sb = Sandbox::new();
+    sb.snapshot(&[]);
+    let is_stamped = |line: &str| line.starts_with("20") && line.contains('T');
+
+    let text = first_second_of_watch(&sb, &[], &[]);
+    let watching = text.lines().find(|l| l.contains("watching")).expect(&text);
+    assert!(
+        is_stamped(watching) && watching.contains(" INFO "),
+        "{text}"
+    );
+    assert!(
+        text.contains(" WARN ") && text.contains("reconnecting"),
+        "{text}"
+    );
+    assert!(
+        !text.contains('\u{1b}'),
+        "colour in a log that is not a terminal: {text}"
+    );
+    assert!(!text.contains("DEBUG"), "{text}");
+
+    let json = first_second_of_watch(&sb, &["--log-format", "json"], &[]);
+    for line in json.lines() {
+        let record: serde_json::Value = serde_json::from_str(line).expect(line);
+        assert!(
+            record["timestamp"].is_string() && record["level"].is_string(),
+            "{line}"
+        );
+        assert!(record["message"].is_string(), "{line}");
+    }
+
+    let quiet = first_second_of_watch(&sb, &["-q"], &[]);
+    assert!(
+        !quiet.contains("watching") && quiet.contains("reconnecting"),
+        "{quiet}"
+    );
+    let verbose = first_second_of_watch(&sb, &["-v"], &[]);
+    assert!(verbose.contains("DEBUG"), "{verbose}");
+
+    // systemd's JOURNAL_STREAM names stderr's device and inode: journald stamps each line.
+    let log = sb.dir().join("watch.log");
+    std::fs::write(&log, "").expect("log file");
+    let meta = std::fs::metadata(&log).expect("metadata");
+    let stream = format!("{}:{}", meta.dev(), meta.ino());
+    let journal = first_second_of_watch(&sb, &[], &[("JOURNAL_STREAM", &stream)]);
+    let line = journal
+        .lines()
+        .find(|l| l.contains("watching"))
+        .expect(&journal);
+    assert!(
+        line.starts_with(" INFO") || line.starts_with("INFO"),
+        "{journal}"
+    );
+    // A JOURNAL_STREAM for another stream (stderr redirected by a wrapper) changes nothing.
+    let other = first_second_of_watch(&sb, &[], &[("JOURNAL_STREAM", "1:1")]);
+    assert!(other.lines().all(is_stamped), "{other}");
+}

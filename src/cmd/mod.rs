@@ -144,16 +144,6 @@ impl Settings {
     }
 }
 
-/// Log lines go to stderr, with a UTC timestamp, and without colours: they end up in journald
-/// and cron mail more often than on a terminal.
-fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(tracing::Level::INFO)
-        .with_target(false)
-        .init();
-}
-
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> Result<Outcome> {
     // One thread: the work is waiting on the engine, and a second thread costs start-up time
@@ -163,7 +153,11 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         .build()
         .context("cannot start the async runtime")?;
     let settings = Settings::resolve(&cli)?;
-    init_logging();
+    crate::log::init(
+        crate::log::level(cli.verbose, cli.quiet),
+        cli.log_format,
+        &crate::log::Sink::detect(),
+    );
     runtime.block_on(async {
         match cli.command {
             Command::Snapshot(args) => snapshot::run(&settings, args).await,
