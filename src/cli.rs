@@ -14,7 +14,8 @@ Exit codes:
                             1 an action failed, drift remains, or the pass would
                               exceed --max-removals (then nothing is done),
                             2 could not run
-  snapshot, forget, restore 0 done, 2 error
+  snapshot, forget, restore,
+  list                      0 done, 2 error
   watch                     0 stopped by SIGTERM or SIGINT, 2 could not start
                               (it never exits on engine errors: it reconnects)
 
@@ -88,6 +89,9 @@ pub enum Command {
     /// every --resync; logs every action to stderr
     #[command(after_help = EXIT_CODES)]
     Watch(WatchArgs),
+    /// Show what the state file allows (no engine needed)
+    #[command(after_help = EXIT_CODES)]
+    List(ListArgs),
     /// Put removed containers back on the list from the audit log (without names: list them)
     #[command(after_help = EXIT_CODES)]
     Restore(RestoreArgs),
@@ -123,6 +127,12 @@ pub struct ForgetArgs {
     /// Containers to drop from the list
     #[arg(value_name = "NAME", required = true)]
     pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]

@@ -330,3 +330,22 @@ fn a_changed_auto_remove_container_is_replaced_although_it_removes_itself() {
     assert_eq!(after["HostConfig"]["AutoRemove"], true);
     assert!(sb.expect(&["enforce"], 0).starts_with("in sync"));
 }
+
+#[test]
+fn list_shows_what_the_state_allows_without_the_engine() {
+    let sb = Sandbox::new();
+    sb.run("web", &[], &[]);
+    sb.snapshot(&[]);
+    // No engine needed: point at one that is not there.
+    let out = sb.expect(&["--host", "unix:///nonexistent.sock", "list"], 0);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(&sb.name("web")))
+        .expect(&out);
+    assert!(line.ends_with("running"), "{out}");
+    assert!(out.contains(&format!("scope: {}", sb.scope())), "{out}");
+    let json: Value = serde_json::from_str(&sb.expect(&["list", "--format", "json"], 0))
+        .expect("list --format json");
+    assert_eq!(json["containers"][0]["name"], sb.name("web"));
+    assert_eq!(json["containers"][0]["running"], true);
+}

@@ -4,6 +4,7 @@
 mod diff;
 mod enforce;
 mod forget;
+mod list;
 mod pass;
 mod restore;
 mod snapshot;
@@ -166,6 +167,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             Command::Enforce(args) => enforce::run(&settings, args).await,
             Command::Watch(args) => watch::run(&settings, args).await,
             Command::Restore(args) => restore::run(&settings, args).await,
+            Command::List(args) => list::run(&settings, args),
         }
     })
 }
