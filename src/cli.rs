@@ -95,6 +95,24 @@ pub enum Command {
     /// Put removed containers back on the list from the audit log (without names: list them)
     #[command(after_help = EXIT_CODES)]
     Restore(RestoreArgs),
+    /// Print a shell completion script (e.g. `guestlist completions bash > /etc/bash_completion.d/guestlist`)
+    Completions(CompletionsArgs),
+    /// Print the manual page, or write it and one page per command into a directory
+    /// (e.g. `guestlist man --dir /usr/local/share/man/man1`)
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write guestlist.1 and guestlist-<command>.1 here instead of printing guestlist.1
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

@@ -229,3 +229,74 @@ fn logs_are_plain_text_json_quieter_or_louder_and_unstamped_under_journald() {
     let other = first_second_of_watch(&sb, &[], &[("JOURNAL_STREAM", "1:1")]);
     assert!(other.lines().all(is_stamped), "{other}");
 }
+
+#[test]
+fn completions_and_manual_pages_come_from_the_command_line_definition() {
+    let bash = guestlist()
+        .args(["completions", "bash"])
+        .output()
+        .expect("run");
+    assert!(bash.status.success());
+    let script = String::from_utf8_lossy(&bash.stdout).into_owned();
+    for command in [
+        "snapshot",
+        "enforce",
+        "watch",
+        "restore",
+        "list",
+        "--max-removals",
+    ] {
+        assert!(
+            script.contains(command),
+            "{command} missing from the bash completion"
+        );
+    }
+    let mut check = std::process::Command::new("bash")
+        .arg("-n")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("bash");
+    use std::io::Write;
+    check
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(script.as_bytes())
+        .expect("write");
+    assert!(check.wait().expect("bash -n").success(), "bash rejects it");
+    guestlist()
+        .args(["completions", "zsh"])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("#compdef guestlist"));
+    guestlist()
+        .args(["completions", "fish"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("complete -c guestlist"));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    guestlist()
+        .args(["man", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .success();
+    let enforce = dir.path().join("guestlist-enforce.1");
+    for page in ["guestlist.1", "guestlist-watch.1", "guestlist-restore.1"] {
+        assert!(dir.path().join(page).exists(), "{page} not written");
+    }
+    let rendered = std::process::Command::new("groff")
+        .args(["-man", "-Tutf8", "-ww"])
+        .arg(&enforce)
+        .output()
+        .expect("groff renders manual pages (Debian package groff-base; .ci/tools installs it)");
+    let text = String::from_utf8_lossy(&rendered.stdout);
+    assert!(
+        rendered.status.success() && rendered.stderr.is_empty(),
+        "{rendered:?}"
+    );
+    assert!(
+        text.contains("--max-removals") && text.contains("Exit codes"),
+        "{text}"
+    );
+}

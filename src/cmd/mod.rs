@@ -19,6 +19,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use clap::CommandFactory;
 
 use crate::audit;
 use crate::cli::{Cli, Command};
@@ -168,6 +169,31 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             Command::Watch(args) => watch::run(&settings, args).await,
             Command::Restore(args) => restore::run(&settings, args).await,
             Command::List(args) => list::run(&settings, args),
+            Command::Completions(args) => completions(args.shell),
+            Command::Man(args) => man(args.dir.as_deref()),
         }
     })
+}
+
+/// Generated from the command-line definition itself, so they never disagree with it.
+fn completions(shell: clap_complete::Shell) -> Result<Outcome> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "guestlist", &mut script);
+    print(&String::from_utf8_lossy(&script));
+    Ok(Outcome::Clean)
+}
+
+fn man(dir: Option<&std::path::Path>) -> Result<Outcome> {
+    let command = Cli::command();
+    if let Some(dir) = dir {
+        clap_mangen::generate_to(command, dir)
+            .with_context(|| format!("cannot write the manual pages into {}", dir.display()))?;
+        return Ok(Outcome::Clean);
+    }
+    let mut page = Vec::new();
+    clap_mangen::Man::new(command)
+        .render(&mut page)
+        .context("cannot render the manual page")?;
+    print(&String::from_utf8_lossy(&page));
+    Ok(Outcome::Clean)
 }
