@@ -34,7 +34,7 @@ pub fn import(tag: &str, extra_changes: &[&str]) -> String {
     let busybox = ["/bin/busybox", "/usr/bin/busybox"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
-        .expect("busybox not found: install busybox-static (.ci/engine does)");
+        .expect("busybox not found: install busybox-static (.ci/provision does)");
     std::fs::copy(busybox, bin.join("busybox")).expect("copy busybox");
     for applet in [
         "sh", "sleep", "cat", "echo", "ls", "true", "id", "hostname", "env", "touch",

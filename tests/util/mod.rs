@@ -35,7 +35,7 @@ pub fn docker_output(args: &[&str]) -> Output {
     Command::new("docker")
         .args(args)
         .output()
-        .expect("cannot run the docker CLI: is it installed? (.ci/engine installs it)")
+        .expect("cannot run the docker CLI: is it installed? (.ci/provision installs it)")
 }
 
 /// The engine's unix socket on this machine.
@@ -62,7 +62,7 @@ fn ensure_engine() {
     if let Err(e) = result {
         let host =
             std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
-        panic!("no Docker engine answers at {host}: {e}\nstart one with .ci/engine");
+        panic!("no Docker engine answers at {host}: {e}\nstart one with .ci/provision");
     }
 }
 
