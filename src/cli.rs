@@ -170,6 +170,11 @@ pub struct DiffArgs {
 pub struct EnforceArgs {
     #[command(flatten)]
     pub pass: PassArgs,
+
+    /// Write metrics of this pass here (Prometheus text format, replaced atomically), e.g. into
+    /// node_exporter's textfile collector directory; written whether the pass succeeds or not
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@ mod engine;
 mod execute;
 mod lock;
 mod log;
+mod metrics;
 mod observe;
 mod plan;
 mod report;

@@ -156,15 +156,26 @@ pub fn save(path: &Path, state: &State) -> Result<()> {
 /// directory (0700) when needed: a crash leaves the old file or the new one, never half.
 pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
     let dir = directory_of(path);
-    let dir = dir.as_path();
-    create_private_dir(dir)?;
-    trusted(dir, "state directory")?;
-    // NamedTempFile is created 0600 in the same directory, so the rename is atomic.
-    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    create_private_dir(&dir)?;
+    trusted(&dir, "state directory")?;
+    write_atomic(path, contents, 0o600)
+}
+
+/// Replace `path` atomically with `contents` and permissions `mode`, in an existing directory:
+/// temporary file beside it, fsync, rename, directory fsync. A reader sees the old file or the
+/// new one, never a mix; a crash never leaves an empty file.
+pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = directory_of(path);
+    // Created 0600 with a random name in the same directory, so the rename is atomic and
+    // nobody reads it half-written.
+    let mut file = tempfile::NamedTempFile::new_in(&dir)?;
     file.write_all(contents)?;
+    file.as_file()
+        .set_permissions(fs::Permissions::from_mode(mode))?;
     file.as_file().sync_all()?;
     file.persist(path).map_err(|e| e.error)?;
-    fs::File::open(dir)
+    fs::File::open(&dir)
         .and_then(|d| d.sync_all())
         .with_context(|| format!("cannot sync directory {}", dir.display()))?;
     Ok(())

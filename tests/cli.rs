@@ -289,7 +289,9 @@ fn completions_and_manual_pages_come_from_the_command_line_definition() {
         .args(["-man", "-Tutf8", "-ww"])
         .arg(&enforce)
         .output()
-        .expect("groff renders manual pages (Debian package groff-base; .ci/provision installs it)");
+        .expect(
+            "groff renders manual pages (Debian package groff-base; .ci/provision installs it)",
+        );
     let text = String::from_utf8_lossy(&rendered.stdout);
     assert!(
         rendered.status.success() && rendered.stderr.is_empty(),

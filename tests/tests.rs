@@ -15,6 +15,8 @@ mod cli;
 mod fidelity;
 /// snapshot, diff, enforce and forget end to end.
 mod flow;
+/// Metrics, and the contrib files checked by the tools that read them.
+mod operations;
 /// Removal limits, self-protection, locking, SIGKILL convergence, outdated actions.
 mod safety;
 /// `guestlist watch` and the crash-loop backoff it shares with `enforce`.

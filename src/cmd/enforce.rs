@@ -1,18 +1,46 @@
 //! `guestlist enforce`: one reconciliation pass. Observe, plan, act, then observe again to tell
-//! the truth about whether the host now matches the list.
+//! the truth about whether the host now matches the list; with `--metrics-file`, leave what the
+//! pass found and did for node_exporter, whether it succeeded or not.
+
+use std::time::Instant;
 
 use anyhow::Result;
 
-use super::pass::{self, Acted};
+use super::pass::{self, Acted, Options, Pass};
 use super::{print, Outcome, Settings};
 use crate::backoff::Held;
 use crate::cli::EnforceArgs;
 use crate::engine::Engine;
+use crate::metrics::{self, Ended, Metrics, PassFacts};
 use crate::state::State;
 use crate::{observe, plan, report};
 
 pub async fn run(settings: &Settings, args: EnforceArgs) -> Result<Outcome> {
     let options = args.pass.options(settings.audit_path.clone());
+    let started = Instant::now();
+    let mut seen = None;
+    let result = enforce(settings, &options, &mut seen).await;
+    if let Some(path) = &args.metrics_file {
+        let ended = match (&result, &seen) {
+            (Err(_), _) => Ended::Error,
+            (_, Some(pass)) if matches!(pass.acted, Acted::Refused { .. }) => Ended::Refused,
+            (Ok(Outcome::Clean), _) => Ended::InSync,
+            (Ok(_), _) => Ended::Drift,
+        };
+        let written = write_metrics(path, seen.as_ref(), ended, started);
+        if let Err(e) = written {
+            eprintln!("guestlist: warning: {e:#}");
+        }
+    }
+    result
+}
+
+/// The pass itself; `seen` keeps what it found for the metrics, even when it fails later.
+async fn enforce(
+    settings: &Settings,
+    options: &Options,
+    seen: &mut Option<Pass>,
+) -> Result<Outcome> {
     // A dry run changes nothing, so it need not wait for a pass in progress.
     let _lock = match options.dry_run {
         true => None,
@@ -20,7 +48,7 @@ pub async fn run(settings: &Settings, args: EnforceArgs) -> Result<Outcome> {
     };
     let state = settings.load_state()?;
     let engine = settings.connect(options.stop_timeout).await?;
-    let pass = pass::run(&engine, &state, &settings.state_path, &options).await?;
+    let pass = seen.insert(pass::run(&engine, &state, &settings.state_path, options).await?);
     for warning in &pass.warnings {
         eprintln!("guestlist: warning: {warning}");
     }
@@ -68,4 +96,33 @@ async fn verify(engine: &Engine, state: &State, held: &[Held]) -> Result<Outcome
         report::plan_text(&remaining, held)
     ));
     Ok(Outcome::Failed)
+}
+
+fn write_metrics(
+    path: &std::path::Path,
+    pass: Option<&Pass>,
+    ended: Ended,
+    started: Instant,
+) -> Result<()> {
+    let metrics = Metrics::new(false)?;
+    // The last success survives a failing run: read it back from the previous file.
+    if let Some(at) = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| metrics::last_success_in(&text))
+    {
+        metrics.set_last_success(at);
+    }
+    let results = match pass.map(|p| &p.acted) {
+        Some(Acted::Done(results)) => results.as_slice(),
+        _ => &[],
+    };
+    metrics.record(&PassFacts {
+        plan: pass.map(|p| &p.plan),
+        running: pass.map_or(0, |p| p.running),
+        held_back: pass.map_or(0, |p| p.held.len()),
+        results,
+        ended,
+        duration: started.elapsed(),
+    });
+    metrics.write_file(path)
 }

@@ -36,6 +36,8 @@ pub struct Pass {
     pub plan: Plan,
     /// Starts held back because the container keeps dying.
     pub held: Vec<Held>,
+    /// Containers in scope that were running when the pass observed them.
+    pub running: usize,
     pub acted: Acted,
     /// Things that did not stop the pass but that the operator should hear about.
     pub warnings: Vec<String>,
@@ -104,6 +106,7 @@ pub async fn run(
         }
     }
     Ok(Pass {
+        running: observed.iter().filter(|o| o.running).count(),
         plan,
         held,
         acted,

@@ -1,0 +1,406 @@
+//! Metrics: what each pass found and did, in the Prometheus text format, for node_exporter's
+//! textfile collector (`enforce --metrics-file`) or a scrape (`watch --metrics-listen`). Report
+//! stage: it counts, it decides nothing.
+//!
+//! Every series is a gauge describing the latest pass, so a file rewritten by each cron run
+//! means the same as a scrape of `watch`; only `watch`, which lives across passes, also exports
+//! counters (`_total`), which a one-shot process could only ever reset.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use prometheus::{Encoder, Gauge, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+use crate::execute::ActionResult;
+use crate::plan::{Action, Plan};
+use crate::report;
+
+/// How a pass ended, for `guestlist_passes_total{result}` and the success gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The host matched the list at the end.
+    InSync,
+    /// Drift remains (a failed action, a held-back restart, a dry run that found drift).
+    Drift,
+    /// The pass would have exceeded --max-removals and did nothing.
+    Refused,
+    /// The pass could not run (engine unreachable, unreadable state).
+    Error,
+}
+
+impl Ended {
+    fn label(self) -> &'static str {
+        match self {
+            Ended::InSync => "in_sync",
+            Ended::Drift => "drift",
+            Ended::Refused => "refused",
+            Ended::Error => "error",
+        }
+    }
+}
+
+/// What one pass saw and did. `plan` is `None` when it could not observe.
+pub struct PassFacts<'a> {
+    pub plan: Option<&'a Plan>,
+    /// Containers in scope running when the pass observed them.
+    pub running: usize,
+    pub held_back: usize,
+    pub results: &'a [ActionResult],
+    pub ended: Ended,
+    pub duration: Duration,
+}
+
+/// The container states `guestlist_containers` reports, in the words of `diff`.
+const STATES: [&str; 8] = [
+    "allowed",
+    "running",
+    "in_sync",
+    "missing",
+    "stopped",
+    "changed",
+    "extra",
+    "tolerated",
+];
+const KINDS: [&str; 4] = ["create", "start", "replace", "remove"];
+
+pub struct Metrics {
+    registry: Registry,
+    duration: Gauge,
+    last_pass: Gauge,
+    last_success: Gauge,
+    success: IntGauge,
+    containers: IntGaugeVec,
+    held_back: IntGauge,
+    last_actions: IntGaugeVec,
+    /// Only for a process that lives across passes.
+    totals: Option<(IntCounterVec, IntCounterVec)>,
+}
+
+impl Metrics {
+    /// `cumulative`: also export counters since the process started (`watch`).
+    pub fn new(cumulative: bool) -> Result<Metrics> {
+        let registry = Registry::new();
+        let gauge = |name: &str, help: &str| -> Result<Gauge> {
+            let g = Gauge::new(name, help)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let int_vec = |name: &str, help: &str, labels: &[&str]| -> Result<IntGaugeVec> {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec> {
+            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let success = IntGauge::new(
+            "guestlist_last_pass_success",
+            "1 if the last pass ended with the host matching the list, else 0",
+        )?;
+        registry.register(Box::new(success.clone()))?;
+        let held_back = IntGauge::new(
+            "guestlist_held_back",
+            "Allowed containers that keep dying, whose next start waits (crash-loop backoff)",
+        )?;
+        registry.register(Box::new(held_back.clone()))?;
+        let metrics = Metrics {
+            duration: gauge(
+                "guestlist_pass_duration_seconds",
+                "How long the last pass took, from observing to acting and checking",
+            )?,
+            last_pass: gauge(
+                "guestlist_last_pass_timestamp_seconds",
+                "When the last pass ended (Unix time), whatever its outcome",
+            )?,
+            last_success: gauge(
+                "guestlist_last_success_timestamp_seconds",
+                "When a pass last ended with the host matching the list (Unix time)",
+            )?,
+            success,
+            containers: int_vec(
+                "guestlist_containers",
+                "Containers by state as the last pass found them before acting",
+                &["state"],
+            )?,
+            held_back,
+            last_actions: int_vec(
+                "guestlist_last_pass_actions",
+                "Actions of the last pass by kind and result",
+                &["kind", "result"],
+            )?,
+            totals: match cumulative {
+                false => None,
+                true => Some((
+                    counter_vec(
+                        "guestlist_actions_total",
+                        "Actions since guestlist started, by kind and result",
+                        &["kind", "result"],
+                    )?,
+                    counter_vec(
+                        "guestlist_passes_total",
+                        "Passes since guestlist started, by how they ended",
+                        &["result"],
+                    )?,
+                )),
+            },
+            registry,
+        };
+        // Every label combination exists from the start: an alert on a series that has never
+        // been exported would not fire.
+        for kind in KINDS {
+            for result in ["ok", "failed"] {
+                metrics
+                    .last_actions
+                    .with_label_values(&[kind, result])
+                    .set(0);
+                if let Some((actions, _)) = &metrics.totals {
+                    actions.with_label_values(&[kind, result]);
+                }
+            }
+        }
+        for state in STATES {
+            metrics.containers.with_label_values(&[state]).set(0);
+        }
+        if let Some((_, passes)) = &metrics.totals {
+            for ended in [Ended::InSync, Ended::Drift, Ended::Refused, Ended::Error] {
+                passes.with_label_values(&[ended.label()]);
+            }
+        }
+        Ok(metrics)
+    }
+
+    /// Carry over the time of the last success from an earlier run (a cron pass that fails
+    /// must not make it look as if guestlist never succeeded).
+    pub fn set_last_success(&self, at: f64) {
+        self.last_success.set(at);
+    }
+
+    /// Record one pass ending now.
+    pub fn record(&self, facts: &PassFacts<'_>) {
+        let now = unix_seconds(SystemTime::now());
+        self.duration.set(facts.duration.as_secs_f64());
+        self.last_pass.set(now);
+        let in_sync = facts.ended == Ended::InSync;
+        self.success.set(i64::from(in_sync));
+        if in_sync {
+            self.last_success.set(now);
+        }
+        if let Some(plan) = facts.plan {
+            for (state, n) in counts(plan, facts.running) {
+                self.containers.with_label_values(&[state]).set(n as i64);
+            }
+        }
+        self.held_back.set(facts.held_back as i64);
+        for kind in KINDS {
+            for result in ["ok", "failed"] {
+                let n = facts
+                    .results
+                    .iter()
+                    .filter(|r| report::verb(&r.action) == kind)
+                    .filter(|r| r.outcome.is_ok() == (result == "ok"))
+                    .count();
+                self.last_actions
+                    .with_label_values(&[kind, result])
+                    .set(n as i64);
+                if let Some((actions, _)) = &self.totals {
+                    actions.with_label_values(&[kind, result]).inc_by(n as u64);
+                }
+            }
+        }
+        if let Some((_, passes)) = &self.totals {
+            passes.with_label_values(&[facts.ended.label()]).inc();
+        }
+    }
+
+    /// The text exposition format (version 0.0.4).
+    pub fn render(&self) -> Result<String> {
+        let mut out = Vec::new();
+        prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
+        Ok(String::from_utf8(out)?)
+    }
+
+    /// Replace `path` atomically with the current metrics, readable by all: the collector
+    /// (node_exporter) rarely runs as the user guestlist runs as, and no secrets are in it.
+    pub fn write_file(&self, path: &Path) -> Result<()> {
+        let text = self.render()?;
+        crate::state::write_atomic(path, text.as_bytes(), 0o644)
+            .with_context(|| format!("cannot write the metrics file {}", path.display()))
+    }
+}
+
+/// The value of `guestlist_last_success_timestamp_seconds` in an earlier metrics file.
+pub fn last_success_in(text: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("guestlist_last_success_timestamp_seconds "))
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|v: &f64| *v > 0.0)
+}
+
+fn counts(plan: &Plan, running: usize) -> [(&'static str, usize); 8] {
+    let actions = || plan.actions().chain(&plan.spared);
+    let count = |f: fn(&Action) -> bool| actions().filter(|a| f(a)).count();
+    let missing = count(|a| matches!(a, Action::Create { .. })) + plan.removing.len();
+    let stopped = count(|a| matches!(a, Action::Start { .. }));
+    let changed = count(|a| matches!(a, Action::Replace { .. }));
+    let extra = count(|a| matches!(a, Action::Remove { .. }));
+    let in_sync = plan.in_sync.len();
+    [
+        ("allowed", in_sync + missing + stopped + changed),
+        ("running", running),
+        ("in_sync", in_sync),
+        ("missing", missing),
+        ("stopped", stopped),
+        ("changed", changed),
+        ("extra", extra),
+        ("tolerated", plan.tolerated.len()),
+    ]
+}
+
+fn unix_seconds(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::plan::Tolerated;
+
+    fn plan() -> Plan {
+        Plan {
+            waves: vec![vec![
+                Action::Remove {
+                    name: "x".into(),
+                    id: "1".into(),
+                    image: "i".into(),
+                },
+                Action::Start {
+                    name: "db".into(),
+                    id: "2".into(),
+                },
+            ]],
+            tolerated: vec![Tolerated {
+                name: "ci".into(),
+                image: "i".into(),
+                rule: "name=ci".into(),
+            }],
+            in_sync: vec!["web".into()],
+            removing: vec!["cache".into()],
+            spared: Vec::new(),
+        }
+    }
+
+    fn value(text: &str, series: &str) -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{series} ")))
+            .unwrap_or_else(|| panic!("{series} missing from\n{text}"))
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_pass_becomes_gauges_by_state_and_action() {
+        let metrics = Metrics::new(false).unwrap();
+        let plan = plan();
+        let results = vec![ActionResult {
+            action: plan.waves[0][0].clone(),
+            outcome: Ok(Vec::new()),
+            outdated: false,
+        }];
+        metrics.record(&PassFacts {
+            plan: Some(&plan),
+            running: 4,
+            held_back: 1,
+            results: &results,
+            ended: Ended::Drift,
+            duration: Duration::from_millis(250),
+        });
+        let text = metrics.render().unwrap();
+        assert_eq!(
+            value(&text, r#"guestlist_containers{state="allowed"}"#),
+            3.0
+        );
+        assert_eq!(
+            value(&text, r#"guestlist_containers{state="missing"}"#),
+            1.0
+        );
+        assert_eq!(
+            value(&text, r#"guestlist_containers{state="stopped"}"#),
+            1.0
+        );
+        assert_eq!(value(&text, r#"guestlist_containers{state="extra"}"#), 1.0);
+        assert_eq!(
+            value(&text, r#"guestlist_containers{state="running"}"#),
+            4.0
+        );
+        assert_eq!(
+            value(&text, r#"guestlist_containers{state="tolerated"}"#),
+            1.0
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"guestlist_last_pass_actions{kind="remove",result="ok"}"#
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"guestlist_last_pass_actions{kind="start",result="failed"}"#
+            ),
+            0.0
+        );
+        assert_eq!(value(&text, "guestlist_held_back"), 1.0);
+        assert_eq!(value(&text, "guestlist_pass_duration_seconds"), 0.25);
+        assert_eq!(value(&text, "guestlist_last_pass_success"), 0.0);
+        assert!(
+            !text.contains("_total"),
+            "a one-shot run exports no counters"
+        );
+        assert_eq!(last_success_in(&text), None);
+    }
+
+    #[test]
+    fn a_long_running_process_also_counts_and_remembers_its_last_success() {
+        let metrics = Metrics::new(true).unwrap();
+        let plan = plan();
+        let facts = |ended| PassFacts {
+            plan: Some(&plan),
+            running: 0,
+            held_back: 0,
+            results: &[],
+            ended,
+            duration: Duration::ZERO,
+        };
+        metrics.record(&facts(Ended::InSync));
+        metrics.record(&facts(Ended::Error));
+        metrics.record(&facts(Ended::InSync));
+        let text = metrics.render().unwrap();
+        assert_eq!(
+            value(&text, r#"guestlist_passes_total{result="in_sync"}"#),
+            2.0
+        );
+        assert_eq!(
+            value(&text, r#"guestlist_passes_total{result="error"}"#),
+            1.0
+        );
+        assert_eq!(
+            value(&text, r#"guestlist_passes_total{result="refused"}"#),
+            0.0
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"guestlist_actions_total{kind="create",result="ok"}"#
+            ),
+            0.0
+        );
+        assert!(last_success_in(&text).unwrap() > 1.7e9);
+    }
+}
