@@ -185,6 +185,10 @@ pub struct WatchArgs {
     /// Run a full pass at least this often, whatever the events say (e.g. 5m, 30s)
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_period)]
     pub resync: std::time::Duration,
+
+    /// Serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9617)
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// What `enforce` and `watch` share: how one pass acts.

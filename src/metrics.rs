@@ -231,6 +231,52 @@ impl Metrics {
     }
 }
 
+/// Serve `GET /metrics` on `listener` until the process ends. Each connection is its own task,
+/// so a slow scraper delays nobody.
+pub async fn serve(listener: tokio::net::TcpListener, metrics: std::sync::Arc<Metrics>) {
+    use hyper::service::service_fn;
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let metrics = std::sync::Arc::clone(&metrics);
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let response = respond(&metrics, &request);
+                async move { Ok::<_, std::convert::Infallible>(response) }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
+        });
+    }
+}
+
+type Body = http_body_util::Full<hyper::body::Bytes>;
+
+fn respond<B>(metrics: &Metrics, request: &hyper::Request<B>) -> hyper::Response<Body> {
+    let reply = |status: u16, content_type: &str, body: String| {
+        let mut response = hyper::Response::new(Body::from(body));
+        *response.status_mut() =
+            hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+        if let Ok(value) = hyper::header::HeaderValue::from_str(content_type) {
+            response
+                .headers_mut()
+                .insert(hyper::header::CONTENT_TYPE, value);
+        }
+        response
+    };
+    match (request.method().as_str(), request.uri().path()) {
+        ("GET" | "HEAD", "/metrics") => match metrics.render() {
+            Ok(text) => reply(200, prometheus::TEXT_FORMAT, text),
+            Err(e) => reply(500, "text/plain", format!("{e:#}\n")),
+        },
+        ("GET" | "HEAD", "/") => reply(200, "text/plain", "guestlist: see /metrics\n".into()),
+        _ => reply(404, "text/plain", "not found; try /metrics\n".into()),
+    }
+}
+
 /// The value of `guestlist_last_success_timestamp_seconds` in an earlier metrics file.
 pub fn last_success_in(text: &str) -> Option<f64> {
     text.lines()

@@ -8,6 +8,7 @@
 //! nothing that happened in between is missed. Engine errors never end the watch: it logs the
 //! outage once, reconnects with backoff, and resyncs as soon as the engine answers.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
@@ -22,6 +23,7 @@ use super::{Outcome, Settings};
 use crate::backoff::Policy;
 use crate::cli::WatchArgs;
 use crate::engine::{Engine, Event};
+use crate::metrics::{self, Metrics, PassFacts};
 use crate::report;
 use crate::state::State;
 
@@ -48,6 +50,10 @@ pub async fn run(settings: &Settings, args: WatchArgs) -> Result<Outcome> {
     let options = args.pass.options(settings.audit_path.clone());
     let mut shutdown = Shutdown::install()?;
     let mut health = Health::default();
+    let metrics = match args.metrics_listen {
+        Some(address) => Some(serve_metrics(address).await?),
+        None => None,
+    };
     info!(
         "watching {} allowed containers at {} (state {}); full resync every {}",
         state.containers.len(),
@@ -65,6 +71,7 @@ pub async fn run(settings: &Settings, args: WatchArgs) -> Result<Outcome> {
                     resync: args.resync,
                     health: &mut health,
                     last_held: Vec::new(),
+                    metrics: metrics.as_deref(),
                 };
                 session.run(&mut state, &mut shutdown).await
             }
@@ -74,6 +81,16 @@ pub async fn run(settings: &Settings, args: WatchArgs) -> Result<Outcome> {
             Ended::Shutdown => break,
             Ended::Resubscribe => continue,
             Ended::Lost(e) => {
+                if let Some(metrics) = &metrics {
+                    metrics.record(&PassFacts {
+                        plan: None,
+                        running: 0,
+                        held_back: 0,
+                        results: &[],
+                        ended: metrics::Ended::Error,
+                        duration: Duration::ZERO,
+                    });
+                }
                 let delay = health.lost(&e);
                 tokio::select! {
                     () = sleep(delay) => {}
@@ -180,6 +197,7 @@ struct Session<'a> {
     health: &'a mut Health,
     /// What the last pass held back, so a crash loop is logged once per start, not per event.
     last_held: Vec<(String, u32)>,
+    metrics: Option<&'a Metrics>,
 }
 
 impl Session<'_> {
@@ -233,6 +251,7 @@ impl Session<'_> {
                     if reload(self.settings, state) {
                         return Ended::Resubscribe;
                     }
+                    let started = Instant::now();
                     let pass = pass::run(self.engine, state, &self.settings.state_path, self.options);
                     tokio::pin!(pass);
                     let result = tokio::select! {
@@ -257,6 +276,9 @@ impl Session<'_> {
                             }
                             let soonest = pass.held.iter().map(|h| h.wait).min();
                             self.log(&pass);
+                            if let Some(metrics) = self.metrics {
+                                metrics.record(&facts(&pass, started.elapsed()));
+                            }
                             next_pass = Instant::now() + soonest.map_or(self.resync, |w| w.min(self.resync));
                         }
                         Err(e) => return Ended::Lost(e),
@@ -303,6 +325,45 @@ impl Session<'_> {
             }
         }
         self.last_held = held;
+    }
+}
+
+/// Bind `address` and serve the metrics there; failing to bind is fatal at start (exit 2),
+/// like any other bad argument.
+async fn serve_metrics(address: std::net::SocketAddr) -> Result<Arc<Metrics>> {
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address} for --metrics-listen"))?;
+    let metrics = Arc::new(Metrics::new(true)?);
+    tokio::spawn(metrics::serve(listener, Arc::clone(&metrics)));
+    info!("serving metrics on http://{address}/metrics");
+    Ok(metrics)
+}
+
+/// What the metrics take from a pass. `watch` does not read the host again after acting: a
+/// pass whose every action succeeded and that holds nothing back counts as in sync, and the
+/// next pass corrects that if it was not.
+fn facts(pass: &Pass, duration: Duration) -> PassFacts<'_> {
+    let (results, ended) = match &pass.acted {
+        Acted::Refused { .. } => (&[][..], metrics::Ended::Refused),
+        Acted::Done(results) => {
+            let clean = results.iter().all(|r| r.outcome.is_ok()) && pass.held.is_empty();
+            let ended = match clean {
+                true => metrics::Ended::InSync,
+                false => metrics::Ended::Drift,
+            };
+            (results.as_slice(), ended)
+        }
+        Acted::Nothing if pass.in_sync() => (&[][..], metrics::Ended::InSync),
+        Acted::Nothing => (&[][..], metrics::Ended::Drift),
+    };
+    PassFacts {
+        plan: Some(&pass.plan),
+        running: pass.running,
+        held_back: pass.held.len(),
+        results,
+        ended,
+        duration,
     }
 }
 
