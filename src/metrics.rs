@@ -412,6 +412,57 @@ mod tests {
         assert_eq!(last_success_in(&text), None);
     }
 
+    /// Every `guestlist_*` name in `text`.
+    fn names_used(text: &str) -> std::collections::BTreeSet<String> {
+        text.match_indices("guestlist_")
+            .map(|(at, _)| {
+                text[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn exported() -> std::collections::BTreeSet<String> {
+        let text = Metrics::new(true).unwrap().render().unwrap();
+        text.lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_whitespace().next())
+            .map(String::from)
+            .collect()
+    }
+
+    #[test]
+    fn the_dashboard_parses_and_queries_only_exported_metrics() {
+        let text = include_str!("../contrib/grafana/guestlist.json");
+        let dashboard: serde_json::Value = serde_json::from_str(text).unwrap();
+        let mut queries = String::new();
+        for panel in dashboard["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().unwrap() {
+                queries += target["expr"].as_str().unwrap();
+                queries.push('\n');
+            }
+        }
+        for variable in dashboard["templating"]["list"].as_array().unwrap() {
+            queries += variable["definition"].as_str().unwrap_or_default();
+        }
+        let used = names_used(&queries);
+        assert!(used.len() >= 6, "{used:?}");
+        let exported = exported();
+        let unknown: Vec<&String> = used.difference(&exported).collect();
+        assert!(unknown.is_empty(), "the dashboard queries {unknown:?}");
+    }
+
+    #[test]
+    fn the_alerts_use_only_exported_metrics() {
+        let used = names_used(include_str!("../contrib/prometheus/alerts.yml"));
+        assert!(used.len() >= 4, "{used:?}");
+        let exported = exported();
+        let unknown: Vec<&String> = used.difference(&exported).collect();
+        assert!(unknown.is_empty(), "the alerts use {unknown:?}");
+    }
+
     #[test]
     fn a_long_running_process_also_counts_and_remembers_its_last_success() {
         let metrics = Metrics::new(true).unwrap();

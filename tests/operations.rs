@@ -148,3 +148,41 @@ fn watch_serves_metrics_that_count_what_it_did() {
     let (status, _) = http_get(&address, "/nothing-here");
     assert!(status.contains("404"), "{status}");
 }
+
+/// The repository's contrib directory.
+fn contrib() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib")
+}
+
+/// Run a checking tool in `dir`; panic with its output unless it succeeds. `install` says
+/// where the tool comes from.
+fn check(dir: &Path, program: &str, args: &[&str], install: &str) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {program} ({e}): {install}; .ci/provision installs it")
+        });
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{program} {}: {text}", args.join(" "));
+    text
+}
+
+#[test]
+fn the_alerting_rules_load_and_fire_exactly_when_their_tests_say() {
+    let dir = contrib().join("prometheus");
+    let install = "Debian package prometheus";
+    let out = check(&dir, "promtool", &["check", "rules", "alerts.yml"], install);
+    assert!(out.contains("SUCCESS: 4 rules found"), "{out}");
+    check(
+        &dir,
+        "promtool",
+        &["test", "rules", "alerts.test.yml"],
+        install,
+    );
+}
