@@ -229,3 +229,59 @@ fn the_systemd_units_verify_without_a_single_warning() {
     let ours: Vec<&str> = out.lines().filter(|l| l.contains("guestlist")).collect();
     assert!(ours.is_empty(), "systemd-analyze verify: {ours:?}");
 }
+
+#[test]
+fn the_cron_entry_is_well_formed_and_its_command_enforces() {
+    let text = std::fs::read_to_string(contrib().join("cron").join("guestlist")).expect("entry");
+    let mut env = Vec::new();
+    let mut jobs = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match line.split_once('=') {
+            Some((name, value)) if !name.contains(' ') => env.push((name, value)),
+            _ => jobs.push(line),
+        }
+    }
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    // m h dom mon dow user command
+    let fields: Vec<&str> = jobs[0].splitn(7, ' ').collect();
+    assert_eq!(
+        fields[..6],
+        ["*", "*", "*", "*", "*", "root"],
+        "{}",
+        jobs[0]
+    );
+    assert!(env.iter().any(|(n, _)| *n == "GUESTLIST_STATE"), "{env:?}");
+
+    // Run the command as cron would, with this test's binary, state and a file for syslog.
+    let sb = Sandbox::new();
+    sb.run("kept", &[], &[]);
+    sb.snapshot(&[]);
+    // With an init, the sleep in it dies on SIGTERM at once, not after the 10 s grace.
+    sb.run("intruder", &["--init"], &[]);
+    let log = sb.dir().join("syslog");
+    let command = fields[6]
+        .replace(
+            "/usr/local/bin/guestlist",
+            &assert_cmd::cargo::cargo_bin("guestlist")
+                .display()
+                .to_string(),
+        )
+        .replace("logger -t guestlist", &format!("cat >> {}", log.display()));
+    let status = Command::new("/bin/sh")
+        .args(["-c", &command])
+        .env("GUESTLIST_STATE", sb.state_path())
+        .env("GUESTLIST_AUDIT_LOG", sb.dir().join("audit.jsonl"))
+        .status()
+        .expect("sh");
+    assert!(status.success());
+    let logged = std::fs::read_to_string(&log).expect("the log");
+    assert!(logged.contains("guestlist enforce exited 0"), "{logged}");
+    assert!(
+        logged.contains(&format!("- {}", sb.name("intruder"))),
+        "{logged}"
+    );
+    assert!(!sb.exists("intruder"));
+}
