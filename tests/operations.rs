@@ -285,3 +285,95 @@ fn the_cron_entry_is_well_formed_and_its_command_enforces() {
     );
     assert!(!sb.exists("intruder"));
 }
+
+/// contrib/docker/build.sh, once per test run (a debug build: the image's behaviour is what is
+/// tested here, not its size).
+fn container_image() -> &'static str {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let out = Command::new(contrib().join("docker").join("build.sh"))
+            .env("PROFILE", "dev")
+            .output()
+            .expect("contrib/docker/build.sh");
+        assert!(
+            out.status.success(),
+            "contrib/docker/build.sh: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    "guestlist:local"
+}
+
+#[test]
+fn the_container_image_snapshots_and_watches_the_host_and_never_removes_itself() {
+    let image = container_image();
+    let sb = Sandbox::new();
+    sb.run("kept", &[], &[]);
+    let label = format!("{}={}", crate::util::LABEL, sb.prefix);
+    let socket = format!("{}:/var/run/docker.sock", crate::util::engine_socket());
+    let state = format!("{}-state:/var/lib/guestlist", sb.prefix);
+    let in_image = |extra: &[&str], args: &[&str]| -> Vec<String> {
+        let mut all = vec!["run", "--label", &label, "-v", &socket, "-v", &state];
+        all.extend_from_slice(extra);
+        all.push(image);
+        all.extend_from_slice(args);
+        all.iter().map(|s| s.to_string()).collect()
+    };
+
+    // The snapshot runs in a container of the scope, and leaves itself off the list.
+    let scope = sb.scope();
+    let args = in_image(&["--rm"], &["snapshot", "--scope", &scope]);
+    let out = docker(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        out.contains(&format!("recorded {}", sb.name("kept"))),
+        "{out}"
+    );
+    assert!(out.contains("1 containers allowed"), "{out}");
+
+    let guard = sb.name("guard");
+    let args = in_image(&["-d", "--name", &guard], &["watch", "--stop-timeout", "0"]);
+    docker(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let logs = || {
+        let out = crate::util::docker_output(&["logs", &guard]);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let within = std::time::Duration::from_secs(30);
+    crate::util::watch::eventually(within, "the watch made its first pass", || {
+        logs().contains("full pass")
+    });
+    sb.run("intruder", &[], &[]);
+    crate::util::watch::eventually(within, "the extra is removed", || !sb.exists("intruder"));
+    docker(&["rm", "-f", &sb.name("kept")]);
+    crate::util::watch::eventually(within, "the deleted container is back", || {
+        sb.exists("kept") && sb.inspect("kept")["State"]["Running"] == true
+    });
+    assert_eq!(sb.inspect("guard")["State"]["Running"], true, "{}", logs());
+    assert!(!logs().contains(&format!("- {guard}")), "{}", logs());
+}
+
+#[test]
+fn the_compose_file_is_valid_and_runs_the_image_with_socket_and_state_volume() {
+    let dir = contrib().join("docker");
+    let install = "Debian package docker-compose";
+    check(
+        &dir,
+        "docker-compose",
+        &["-f", "compose.yaml", "config", "-q"],
+        install,
+    );
+    let config = check(
+        &dir,
+        "docker-compose",
+        &["-f", "compose.yaml", "config"],
+        install,
+    );
+    for needed in [
+        "image: guestlist:local",
+        "/var/run/docker.sock:/var/run/docker.sock",
+        "guestlist-state:/var/lib/guestlist",
+        "127.0.0.1",
+    ] {
+        assert!(config.contains(needed), "{needed} missing from\n{config}");
+    }
+}

@@ -35,6 +35,10 @@ async fn whole(settings: &Settings, args: SnapshotArgs) -> Result<Outcome> {
         .into_iter()
         // A replacement under its temporary name is an unfinished pass, not a container.
         .filter(|o| !o.name.ends_with(REPLACEMENT_SUFFIX))
+        // The container this snapshot runs in (`docker compose run --rm guestlist snapshot`)
+        // is gone a moment later; on the list, it would be brought back for ever. Name it to
+        // record it anyway.
+        .filter(|o| !o.runs_guestlist)
         .filter(|o| o.running || args.all)
         .filter_map(entry)
         .collect();
