@@ -8,7 +8,7 @@
 //! clock; only `load` and `save` touch the disk.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
@@ -82,15 +82,6 @@ pub struct Held {
 pub struct History {
     #[serde(default)]
     pub containers: BTreeMap<String, Attempts>,
-}
-
-/// The history file of the state file at `state`: `state.json` → `state.restarts.json`.
-pub fn path_for(state: &Path) -> PathBuf {
-    let stem = state
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "state".into());
-    state.with_file_name(format!("{stem}.restarts.json"))
 }
 
 /// Read the history; none yet is an empty one. A damaged file is reported and replaced rather
@@ -435,11 +426,9 @@ mod tests {
     }
 
     #[test]
-    fn the_history_file_sits_beside_the_state_and_survives_a_round_trip() {
+    fn the_history_file_survives_a_round_trip_and_damage_is_reported() {
         let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("web.json");
-        let path = path_for(&state);
-        assert_eq!(path, dir.path().join("web.restarts.json"));
+        let path = dir.path().join("web.restarts.json");
         assert_eq!(load(&path), (History::default(), None));
         let mut history = History::default();
         history.record(&[done(start("web"))], at(0));

@@ -51,6 +51,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "GUESTLIST_AUDIT_LOG", value_name = "PATH")]
     pub audit_log: Option<PathBuf>,
 
+    /// Keep the lock and the restart history here instead of beside the state file (for a
+    /// read-only state, such as a Kubernetes ConfigMap)
+    #[arg(long, global = true, env = "GUESTLIST_RUN_DIR", value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+
     /// How long to wait for another guestlist that is acting on the same state file
     #[arg(long, global = true, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub lock_timeout: std::time::Duration,

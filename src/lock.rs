@@ -10,7 +10,7 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
@@ -27,20 +27,14 @@ pub struct Lock {
     _file: File,
 }
 
-/// The lock file that guards `state_path`.
-pub fn path_for(state_path: &Path) -> PathBuf {
-    state_path.with_extension("lock")
-}
-
-/// Take the lock for `state_path`, waiting up to `timeout` for another holder to finish.
+/// Take the lock at `path`, waiting up to `timeout` for another holder to finish.
 /// `waiting` is called once if the lock is busy, with the holder's pid when known.
 pub async fn acquire(
-    state_path: &Path,
+    path: &Path,
     timeout: Duration,
     waiting: impl FnOnce(Option<u32>),
 ) -> Result<Lock> {
-    let path = path_for(state_path);
-    let mut file = open(&path)?;
+    let mut file = open(path)?;
     let deadline = Instant::now() + timeout;
     let mut waiting = Some(waiting);
     loop {
@@ -118,18 +112,9 @@ mod tests {
     }
 
     #[test]
-    fn the_lock_file_sits_beside_the_state() {
-        assert_eq!(
-            path_for(Path::new("/x/state.json")),
-            PathBuf::from("/x/state.lock")
-        );
-        assert_eq!(path_for(Path::new("web")), PathBuf::from("web.lock"));
-    }
-
-    #[test]
     fn a_second_taker_waits_names_the_holder_and_times_out() {
         let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("state.json");
+        let state = dir.path().join("state.lock");
         let rt = runtime();
         let first = rt
             .block_on(acquire(&state, Duration::ZERO, |_| panic!("free lock")))

@@ -204,7 +204,11 @@ pub fn trusted(path: &Path, what: &str) -> Result<()> {
         );
     }
     let mode = meta.mode() & 0o777;
-    if mode & 0o022 != 0 {
+    // Mode bits do not matter where no one can write: a Kubernetes ConfigMap's directories
+    // are 1777, but the volume is mounted read-only.
+    let read_only = rustix::fs::statvfs(path)
+        .is_ok_and(|fs| fs.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY));
+    if mode & 0o022 != 0 && !read_only {
         bail!(
             "refusing {what} {}: it is writable by {} (mode {mode:03o}); whoever can write it \
              decides what runs on this host (fix with `chmod go-w {}`)",

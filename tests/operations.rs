@@ -377,3 +377,40 @@ fn the_compose_file_is_valid_and_runs_the_image_with_socket_and_state_volume() {
         assert!(config.contains(needed), "{needed} missing from\n{config}");
     }
 }
+
+#[test]
+fn a_read_only_state_such_as_a_config_map_works_with_a_run_dir() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    sb.run("kept", &[], &[]);
+    sb.snapshot(&[]);
+    sb.run("intruder", &["--init"], &[]);
+    // Like a ConfigMap volume: a world-writable directory, mounted read-only.
+    let config = sb.dir().join("config");
+    std::fs::create_dir(&config).expect("config directory");
+    std::fs::copy(sb.state_path(), config.join("state.json")).expect("copy the state");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let args = [
+        "--state",
+        "/etc/guestlist/state.json",
+        "--run-dir",
+        "/data/run",
+        "enforce",
+        "--stop-timeout",
+        "0",
+    ];
+
+    let writable = format!("{}:/etc/guestlist", config.display());
+    let (code, logs) = sb.guestlist_in_container(&["-v", &writable], "rw", &args);
+    assert_eq!(code, "2", "{logs}");
+    assert!(
+        logs.contains("refusing state directory /etc/guestlist"),
+        "{logs}"
+    );
+
+    let read_only = format!("{}:/etc/guestlist:ro", config.display());
+    let (code, logs) = sb.guestlist_in_container(&["-v", &read_only], "ro", &args);
+    assert_eq!(code, "0", "{logs}");
+    assert!(!sb.exists("intruder"), "{logs}");
+    assert!(sb.dir().join("run").join("state.lock").exists());
+}

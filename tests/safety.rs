@@ -76,19 +76,6 @@ fn overlapping_passes_take_turns_and_both_end_in_sync() {
     assert_eq!(sb.names(), [sb.name("a"), sb.name("b"), sb.name("c")]);
 }
 
-/// Run guestlist with `args` in container `short` of the sandbox; wait for it to end and
-/// return its exit code and output.
-fn guestlist_in_container(sb: &Sandbox, short: &str, args: &[&str]) -> (String, String) {
-    let options = sb.guestlist_in_container();
-    let options: Vec<&str> = options.iter().map(String::as_str).collect();
-    sb.run(short, &options, args);
-    let code = docker(&["wait", &sb.name(short)]);
-    let logs = crate::util::docker_output(&["logs", &sb.name(short)]);
-    let logs =
-        String::from_utf8_lossy(&logs.stdout).into_owned() + &String::from_utf8_lossy(&logs.stderr);
-    (code, logs)
-}
-
 #[test]
 fn guestlist_running_in_a_container_in_its_scope_never_removes_that_container() {
     let sb = Sandbox::new();
@@ -96,7 +83,7 @@ fn guestlist_running_in_a_container_in_its_scope_never_removes_that_container() 
     sb.snapshot(&[]);
     sb.run("intruder", &[], &[]);
 
-    let (code, plan) = guestlist_in_container(&sb, "looker", &["diff"]);
+    let (code, plan) = sb.guestlist_in_container(&[], "looker", &["diff"]);
     assert_eq!(code, "1", "{plan}");
     assert!(
         plan.lines().any(|l| l.contains(&sb.name("looker"))
@@ -109,7 +96,7 @@ fn guestlist_running_in_a_container_in_its_scope_never_removes_that_container() 
     );
     docker(&["rm", &sb.name("looker")]);
 
-    let (code, logs) = guestlist_in_container(&sb, "guard", &["enforce", "--stop-timeout", "0"]);
+    let (code, logs) = sb.guestlist_in_container(&[], "guard", &["enforce", "--stop-timeout", "0"]);
     assert_eq!(code, "0", "{logs}");
     assert!(
         sb.exists("guard"),

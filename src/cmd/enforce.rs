@@ -48,7 +48,7 @@ async fn enforce(
     };
     let state = settings.load_state()?;
     let engine = settings.connect(options.stop_timeout).await?;
-    let pass = seen.insert(pass::run(&engine, &state, &settings.state_path, options).await?);
+    let pass = seen.insert(pass::run(&engine, &state, &settings.history_path(), options).await?);
     for warning in &pass.warnings {
         eprintln!("guestlist: warning: {warning}");
     }

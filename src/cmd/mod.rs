@@ -87,6 +87,8 @@ pub struct Settings {
     pub endpoint: String,
     pub lock_timeout: Duration,
     pub audit_path: PathBuf,
+    /// Where the lock and the restart history live; `None`: beside the state file.
+    pub run_dir: Option<PathBuf>,
 }
 
 impl Settings {
@@ -105,6 +107,7 @@ impl Settings {
             None => audit::default_path()?,
         };
         Ok(Settings {
+            run_dir: cli.run_dir.clone(),
             audit_path,
             state_path,
             endpoint,
@@ -125,9 +128,30 @@ impl Settings {
         }
     }
 
-    /// Take the lock beside the state file, waiting for another guestlist to finish with it.
+    /// A file that belongs to the state file at run time, named after it (`state.json` →
+    /// `state.<extension>`): beside it, or in `--run-dir` when the state's directory is not
+    /// ours to write (a ConfigMap).
+    fn runtime_file(&self, extension: &str) -> PathBuf {
+        let beside = self.state_path.with_extension(extension);
+        match (&self.run_dir, beside.file_name()) {
+            (Some(dir), Some(name)) => dir.join(name),
+            _ => beside,
+        }
+    }
+
+    /// The lock that passes, snapshots and forgets take turns on.
+    pub fn lock_path(&self) -> PathBuf {
+        self.runtime_file("lock")
+    }
+
+    /// The crash-loop backoff's memory of recent starts.
+    pub fn history_path(&self) -> PathBuf {
+        self.runtime_file("restarts.json")
+    }
+
+    /// Take the state file's lock, waiting for another guestlist to finish with it.
     pub async fn lock(&self) -> Result<Lock> {
-        lock::acquire(&self.state_path, self.lock_timeout, |holder| {
+        lock::acquire(&self.lock_path(), self.lock_timeout, |holder| {
             let who = holder.map_or("another guestlist".into(), |pid| format!("process {pid}"));
             tracing::info!(
                 "waiting for {who} to finish with {} (up to {})",

@@ -59,17 +59,16 @@ impl Pass {
     }
 }
 
-/// Run one pass against `state`, with the restart history kept beside the state file.
+/// Run one pass against `state`, with the restart history kept at `history_path`.
 pub async fn run(
     engine: &Engine,
     state: &State,
-    state_path: &Path,
+    history_path: &Path,
     options: &Options,
 ) -> Result<Pass> {
     let observed = observe::allowed(engine, state).await?;
     let plan = plan::plan(state, &observed);
-    let history_path = backoff::path_for(state_path);
-    let (mut history, warning) = backoff::load(&history_path);
+    let (mut history, warning) = backoff::load(history_path);
     let mut warnings: Vec<String> = warning.into_iter().collect();
     let before = history.clone();
 
@@ -101,7 +100,7 @@ pub async fn run(
         }
     };
     if !options.dry_run && history != before {
-        if let Err(e) = backoff::save(&history_path, &history) {
+        if let Err(e) = backoff::save(history_path, &history) {
             warnings.push(format!("{e:#}; crash loops are not held back across runs"));
         }
     }

@@ -252,7 +252,8 @@ impl Session<'_> {
                         return Ended::Resubscribe;
                     }
                     let started = Instant::now();
-                    let pass = pass::run(self.engine, state, &self.settings.state_path, self.options);
+                    let history = self.settings.history_path();
+                    let pass = pass::run(self.engine, state, &history, self.options);
                     tokio::pin!(pass);
                     let result = tokio::select! {
                         result = &mut pass => result,

@@ -187,10 +187,30 @@ impl Sandbox {
         Running { child }
     }
 
+    /// Run guestlist with `args` in container `short` of this sandbox (the test image, the
+    /// binary mounted into it, see `in_container_options`; `options` go before the image);
+    /// wait for it to end and return its exit code and output.
+    pub fn guestlist_in_container(
+        &self,
+        options: &[&str],
+        short: &str,
+        args: &[&str],
+    ) -> (String, String) {
+        let mut all = self.in_container_options();
+        all.extend(options.iter().map(|o| o.to_string()));
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        self.run(short, &all, args);
+        let code = docker(&["wait", &self.name(short)]);
+        let logs = docker_output(&["logs", &self.name(short)]);
+        let logs = String::from_utf8_lossy(&logs.stdout).into_owned()
+            + &String::from_utf8_lossy(&logs.stderr);
+        (code, logs)
+    }
+
     /// `docker run` options that make the guestlist binary runnable inside a container of the
     /// test image (`--entrypoint /guestlist`): the binary and the libraries it links mounted
     /// read-only, the engine socket, and this sandbox's data directory as XDG_DATA_HOME.
-    pub fn guestlist_in_container(&self) -> Vec<String> {
+    pub fn in_container_options(&self) -> Vec<String> {
         let binary = assert_cmd::cargo::cargo_bin("guestlist");
         let ldd = Command::new("ldd").arg(&binary).output().expect("ldd");
         let mut options = vec![
