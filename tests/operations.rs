@@ -414,3 +414,123 @@ fn a_read_only_state_such_as_a_config_map_works_with_a_run_dir() {
     assert!(!sb.exists("intruder"), "{logs}");
     assert!(sb.dir().join("run").join("state.lock").exists());
 }
+
+/// The Python checkers .ci/provision installs into target/ci-tools.
+fn ci_tool(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/ci-tools/bin")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run .ci/provision (it installs {name} from PyPI)",
+        path.display()
+    );
+    path.display().to_string()
+}
+
+#[test]
+fn the_daemonset_lints_validates_against_kubernetes_and_carries_a_valid_state() {
+    let dir = contrib().join("kubernetes");
+    let install = "from PyPI";
+    check(
+        &dir,
+        &ci_tool("yamllint"),
+        &["--strict", "daemonset.yaml"],
+        install,
+    );
+    let out = check(
+        &dir,
+        &ci_tool("kubernetes-validate"),
+        &["--strict", "daemonset.yaml"],
+        install,
+    );
+    for kind in [
+        "namespace/guestlist",
+        "configmap/guestlist-state",
+        "daemonset/guestlist",
+    ] {
+        assert!(
+            out.contains(&format!("passed for resource {kind}")),
+            "{out}"
+        );
+    }
+
+    // The ConfigMap's state is one guestlist reads.
+    let text = std::fs::read_to_string(dir.join("daemonset.yaml")).expect("manifest");
+    let state: String = text
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("state.json: |"))
+        .skip(1)
+        .take_while(|l| l.starts_with("    "))
+        .map(|l| format!("{}\n", &l[4..]))
+        .collect();
+    let sb = Sandbox::new();
+    let path = sb.dir().join("state.json");
+    std::fs::write(&path, state).expect("write");
+    let path = path.display().to_string();
+    let out = sb.expect(&["--state", &path, "list"], 0);
+    assert!(out.contains("scope: label=guestlist.managed=true"), "{out}");
+}
+
+#[test]
+fn the_image_works_as_the_daemonset_runs_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let image = container_image();
+    let sb = Sandbox::new();
+    sb.run("kept", &[], &[]);
+    sb.snapshot(&[]);
+    // The ConfigMap (a 1777 directory mounted read-only) and the node's run directory.
+    let config = sb.dir().join("config");
+    std::fs::create_dir(&config).expect("config directory");
+    std::fs::copy(sb.state_path(), config.join("state.json")).expect("copy the state");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    let run = sb.dir().join("run");
+    std::fs::create_dir(&run).expect("run directory");
+
+    let guard = sb.name("guard");
+    let label = format!("{}={}", crate::util::LABEL, sb.prefix);
+    let socket = format!("{}:/var/run/docker.sock", crate::util::engine_socket());
+    let config = format!("{}:/etc/guestlist:ro", config.display());
+    let run_dir = format!("{}:/var/lib/guestlist", run.display());
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &guard,
+        "--label",
+        &label,
+        // The DaemonSet's securityContext.
+        "--read-only",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "-v",
+        &socket,
+        "-v",
+        &config,
+        "-v",
+        &run_dir,
+        "-e",
+        "GUESTLIST_STATE=/etc/guestlist/state.json",
+        "-e",
+        "GUESTLIST_RUN_DIR=/var/lib/guestlist",
+        "-e",
+        "GUESTLIST_AUDIT_LOG=/var/lib/guestlist/audit.jsonl",
+        image,
+        "watch",
+        "--stop-timeout",
+        "0",
+    ]);
+    let logs = || {
+        let out = crate::util::docker_output(&["logs", &guard]);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let within = std::time::Duration::from_secs(30);
+    crate::util::watch::eventually(within, "the first pass", || logs().contains("full pass"));
+    sb.run("intruder", &["--init"], &[]);
+    crate::util::watch::eventually(within, "the extra is removed", || !sb.exists("intruder"));
+    assert!(run.join("audit.jsonl").exists(), "{}", logs());
+    assert!(run.join("state.lock").exists(), "{}", logs());
+    assert_eq!(sb.inspect("guard")["State"]["Running"], true, "{}", logs());
+}
