@@ -534,3 +534,36 @@ fn the_image_works_as_the_daemonset_runs_it() {
     assert!(run.join("state.lock").exists(), "{}", logs());
     assert_eq!(sb.inspect("guard")["State"]["Running"], true, "{}", logs());
 }
+
+#[test]
+fn the_ansible_playbook_passes_its_syntax_check_and_ships_a_valid_list() {
+    let dir = contrib().join("ansible");
+    check(
+        &dir,
+        &ci_tool("yamllint"),
+        &["--strict", "guestlist.yml"],
+        "from PyPI",
+    );
+    let out = check(
+        &dir,
+        &ci_tool("ansible-playbook"),
+        &["--syntax-check", "-i", "localhost,", "guestlist.yml"],
+        "ansible-core from PyPI",
+    );
+    assert!(out.contains("playbook: guestlist.yml"), "{out}");
+    // What the playbook installs: the binary it expects, the units, and a list per role.
+    let playbook = std::fs::read_to_string(dir.join("guestlist.yml")).expect("playbook");
+    for unit in [
+        "guestlist-enforce.service",
+        "guestlist-enforce.timer",
+        "guestlist-watch.service",
+    ] {
+        assert!(playbook.contains(unit), "{unit}");
+        assert!(contrib().join("systemd").join(unit).exists(), "{unit}");
+    }
+    let sb = Sandbox::new();
+    let state = dir.join("states").join("default.json");
+    let copy = sb.dir().join("state.json");
+    std::fs::copy(&state, &copy).expect("copy");
+    sb.expect(&["--state", copy.to_str().expect("path"), "list"], 0);
+}
