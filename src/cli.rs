@@ -15,7 +15,7 @@ Exit codes:
                               exceed --max-removals (then nothing is done),
                             2 could not run
   snapshot, forget, restore,
-  list                      0 done, 2 error
+  list, show                0 done, 2 error
   watch                     0 stopped by SIGTERM or SIGINT, 2 could not start
                               (it never exits on engine errors: it reconnects)
 
@@ -94,6 +94,9 @@ pub enum Command {
     /// every --resync; logs every action to stderr
     #[command(after_help = EXIT_CODES)]
     Watch(WatchArgs),
+    /// Print recorded containers as the docker commands that recreate them, or as JSON
+    #[command(after_help = EXIT_CODES)]
+    Show(ShowArgs),
     /// Show what the state file allows (no engine needed)
     #[command(after_help = EXIT_CODES)]
     List(ListArgs),
@@ -150,6 +153,24 @@ pub struct ForgetArgs {
     /// Containers to drop from the list
     #[arg(value_name = "NAME", required = true)]
     pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// run: `docker create`, `docker network connect` and `docker start` lines a shell runs
+    /// unchanged; json: the records as stored
+    #[arg(long, value_enum, default_value_t = ShowFormat::Run)]
+    pub format: ShowFormat,
+
+    /// Containers on the list
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShowFormat {
+    Run,
+    Json,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@ mod cli;
 mod cmd;
 mod engine;
 mod execute;
+mod export;
 mod lock;
 mod log;
 mod metrics;

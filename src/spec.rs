@@ -79,8 +79,18 @@ const CONFIG_KEEP_ZERO: &[&str] = &["StopTimeout"];
 /// (`--init=false` overrides a daemon-wide init; swappiness 0 is not "unset").
 /// An empty `MaskedPaths`/`ReadonlyPaths` is `--security-opt systempaths=unconfined`.
 const HOST_KEEP_ZERO: &[&str] = &["Init", "MemorySwappiness", "MaskedPaths", "ReadonlyPaths"];
-/// Config fields that describe the container instance, not its configuration.
-const CONFIG_INSTANCE_FIELDS: &[&str] = &["Image", "Hostname", "ArgsEscaped", "OnBuild"];
+/// Config fields that describe the container instance, not its configuration. The Attach*
+/// flags say how the creating client attached (`docker create` true, `docker run -d` false);
+/// they change nothing about how the container runs.
+const CONFIG_INSTANCE_FIELDS: &[&str] = &[
+    "Image",
+    "Hostname",
+    "ArgsEscaped",
+    "OnBuild",
+    "AttachStdin",
+    "AttachStdout",
+    "AttachStderr",
+];
 /// HostConfig fields that are never configuration: the terminal size of whoever ran
 /// `docker run`, and the CLI's id file.
 const HOST_INSTANCE_FIELDS: &[&str] = &["ConsoleSize", "ContainerIDFile"];

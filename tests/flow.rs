@@ -349,3 +349,141 @@ fn list_shows_what_the_state_allows_without_the_engine() {
     assert_eq!(json["containers"][0]["name"], sb.name("web"));
     assert_eq!(json["containers"][0]["running"], true);
 }
+
+#[test]
+fn show_prints_commands_that_recreate_the_container_exactly() {
+    let sb = Sandbox::new();
+    let front = sb.network("front", &["--subnet", "10.231.0.0/24"]);
+    let back = sb.network("back", &[]);
+    let data = format!("{}-data", sb.prefix);
+    let bind = sb.dir().join("bind");
+    std::fs::create_dir(&bind).expect("bind directory");
+    let options = [
+        "-e",
+        "QUOTED=it's \"$HOME\" & more",
+        "--label",
+        "tier=web",
+        "-w",
+        "/tmp",
+        "-u",
+        "0:0",
+        "--hostname",
+        "web-host",
+        "--restart",
+        "on-failure:2",
+        "-p",
+        "127.0.0.1::80",
+        "-p",
+        "127.0.0.1::53/udp",
+        "-v",
+        &format!("{}:/bind:ro", bind.display()),
+        "-v",
+        &format!("{data}:/data"),
+        "-v",
+        "/cache",
+        "--tmpfs",
+        "/run:size=1m",
+        "--cap-drop",
+        "ALL",
+        "--cap-add",
+        "NET_BIND_SERVICE",
+        "--security-opt",
+        "no-new-privileges",
+        "--read-only",
+        "--ulimit",
+        "nofile=512:1024",
+        "--memory",
+        "64m",
+        "--cpus",
+        "0.5",
+        "--pids-limit",
+        "100",
+        "--shm-size",
+        "16m",
+        "--init",
+        "--log-opt",
+        "max-size=1m",
+        "--stop-signal",
+        "SIGINT",
+        "--stop-timeout",
+        "3",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "30s",
+        "--network",
+        &front,
+        "--network-alias",
+        "www",
+        "--ip",
+        "10.231.0.7",
+        "--add-host",
+        "db.local:10.0.0.9",
+        "--dns",
+        "10.0.0.53",
+        "--sysctl",
+        "net.ipv4.ip_unprivileged_port_start=0",
+        "--entrypoint",
+        "sh",
+    ];
+    sb.run(
+        "web",
+        &options,
+        &["-c", "echo kept > /cache/f; exec sleep 600"],
+    );
+    docker(&[
+        "network",
+        "connect",
+        "--alias",
+        "api",
+        &back,
+        &sb.name("web"),
+    ]);
+    sb.run(
+        "sidecar",
+        &["--network", &format!("container:{}", sb.name("web"))],
+        &[],
+    );
+    sb.snapshot(&[]);
+    crate::util::watch::eventually(
+        std::time::Duration::from_secs(10),
+        "web wrote its file",
+        || {
+            docker_output(&["exec", &sb.name("web"), "cat", "/cache/f"])
+                .status
+                .success()
+        },
+    );
+
+    let script = sb.expect(&["show", &sb.name("web"), &sb.name("sidecar")], 0);
+    docker(&["rm", "-f", &sb.name("sidecar"), &sb.name("web")]);
+    let ran = std::process::Command::new("sh")
+        .args(["-e", "-c", &script])
+        .output()
+        .expect("sh");
+    assert!(
+        ran.status.success(),
+        "{script}\n{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let (code, diff, _) = sb.gl(&["diff"]);
+    assert_eq!(
+        code,
+        0,
+        "{script}\n{diff}\nrecorded: {}\nlive: {}",
+        sb.expect(&["show", "--format", "json", &sb.name("web")], 0),
+        sb.inspect("web")["HostConfig"]
+    );
+    assert_eq!(
+        docker(&["exec", &sb.name("web"), "cat", "/cache/f"]),
+        "kept"
+    );
+
+    let json: Value =
+        serde_json::from_str(&sb.expect(&["show", "--format", "json", &sb.name("web")], 0))
+            .expect("json");
+    assert_eq!(json[0]["name"], sb.name("web"));
+    let (code, _, stderr) = sb.gl(&["show", "nobody"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("nobody is not on the list"), "{stderr}");
+}

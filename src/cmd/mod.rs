@@ -7,6 +7,7 @@ mod forget;
 mod list;
 mod pass;
 mod restore;
+mod show;
 mod snapshot;
 mod watch;
 
@@ -193,6 +194,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             Command::Watch(args) => watch::run(&settings, args).await,
             Command::Restore(args) => restore::run(&settings, args).await,
             Command::List(args) => list::run(&settings, args),
+            Command::Show(args) => show::run(&settings, args),
             Command::Completions(args) => completions(args.shell),
             Command::Man(args) => man(args.dir.as_deref()),
         }
