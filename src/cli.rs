@@ -94,7 +94,8 @@ pub enum Command {
     /// every --resync; logs every action to stderr
     #[command(after_help = EXIT_CODES)]
     Watch(WatchArgs),
-    /// Print recorded containers as the docker commands that recreate them, or as JSON
+    /// Print recorded containers as the docker commands that recreate them, a compose file,
+    /// or JSON
     #[command(after_help = EXIT_CODES)]
     Show(ShowArgs),
     /// Show what the state file allows (no engine needed)
@@ -158,7 +159,7 @@ pub struct ForgetArgs {
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     /// run: `docker create`, `docker network connect` and `docker start` lines a shell runs
-    /// unchanged; json: the records as stored
+    /// unchanged; compose: a compose file with one service each; json: the records as stored
     #[arg(long, value_enum, default_value_t = ShowFormat::Run)]
     pub format: ShowFormat,
 
@@ -170,6 +171,7 @@ pub struct ShowArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ShowFormat {
     Run,
+    Compose,
     Json,
 }
 

@@ -5,7 +5,7 @@
 //! quietly recreates something else would be worse than none. Values are written as the engine
 //! stores them (bytes, nanoseconds), which the CLI and compose read back unchanged.
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::spec::{self, ContainerSpec};
 use crate::state::Entry;
@@ -91,6 +91,496 @@ pub fn run_script(entry: &Entry) -> Result<String, Inexpressible> {
         );
     }
     Ok(script)
+}
+
+/// A compose file with one service per entry, each `container_name` the entry's name, and the
+/// networks and volumes they use declared `external` (they exist already; compose must not
+/// create prefixed copies). Entries recorded stopped are marked in a comment: compose has no
+/// word for "created but not started" (`up --no-start` does it for all).
+pub fn compose_file(entries: &[&Entry]) -> Result<String, (String, Inexpressible)> {
+    let mut services = Map::new();
+    let mut networks = Map::new();
+    let mut volumes = Map::new();
+    let mut stopped = Vec::new();
+    let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+    for entry in entries {
+        let service = compose_service(entry, &names, &mut networks, &mut volumes)
+            .map_err(|fields| (entry.name.clone(), fields))?;
+        services.insert(entry.name.clone(), Value::Object(service));
+        if !entry.running {
+            stopped.push(entry.name.clone());
+        }
+    }
+    let mut file = Map::new();
+    file.insert("services".into(), Value::Object(services));
+    let external = |names: Map<String, Value>| {
+        names
+            .into_iter()
+            .map(|(name, _)| (name, json!({"external": true})))
+            .collect::<Map<String, Value>>()
+    };
+    if !networks.is_empty() {
+        file.insert("networks".into(), Value::Object(external(networks)));
+    }
+    if !volumes.is_empty() {
+        file.insert("volumes".into(), Value::Object(external(volumes)));
+    }
+    let mut file = Value::Object(file);
+    escape_interpolation(&mut file);
+    let mut text = String::from("# Written by `guestlist show --format compose`.\n");
+    for name in stopped {
+        text += &format!("# {name} is recorded stopped: `docker-compose up --no-start {name}`\n");
+    }
+    yaml(&file, 0, &mut text);
+    Ok(text)
+}
+
+fn compose_service(
+    entry: &Entry,
+    services: &[&str],
+    networks: &mut Map<String, Value>,
+    volumes: &mut Map<String, Value>,
+) -> Result<Map<String, Value>, Inexpressible> {
+    let spec = &entry.spec;
+    let mut service = Map::new();
+    let mut cannot = Vec::new();
+    service.insert("container_name".into(), json!(entry.name));
+    service.insert("image".into(), json!(spec.image));
+    let mut mounts: Vec<Value> = Vec::new();
+    for (key, value) in &spec.config {
+        let field = format!("config.{key}");
+        let (name, v) = match key.as_str() {
+            "Cmd" => ("command", value.clone()),
+            "Entrypoint" => ("entrypoint", value.clone()),
+            "Env" => ("environment", value.clone()),
+            "Labels" => ("labels", value.clone()),
+            "WorkingDir" => ("working_dir", value.clone()),
+            "User" => ("user", value.clone()),
+            "Hostname" => ("hostname", value.clone()),
+            "Domainname" => ("domainname", value.clone()),
+            "StopSignal" => ("stop_signal", value.clone()),
+            "StopTimeout" => ("stop_grace_period", json!(format!("{}s", value))),
+            "Tty" => ("tty", value.clone()),
+            "OpenStdin" => ("stdin_open", value.clone()),
+            "ExposedPorts" => ("expose", keys(value)),
+            "Volumes" => {
+                // Anonymous volumes at a path the record gives no source: compose creates them.
+                let covered: Vec<&str> = spec
+                    .anonymous_volumes
+                    .iter()
+                    .map(|v| v.destination.as_str())
+                    .collect();
+                mounts.extend(
+                    keys(value)
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|p| !covered.contains(&p.as_str().unwrap_or_default()))
+                        .cloned(),
+                );
+                continue;
+            }
+            "Healthcheck" => match compose_healthcheck(value) {
+                Some(h) => ("healthcheck", h),
+                None => {
+                    cannot.push(field);
+                    continue;
+                }
+            },
+            _ => {
+                cannot.push(field);
+                continue;
+            }
+        };
+        service.insert(name.into(), v);
+    }
+    for (key, value) in &spec.host_config {
+        let field = format!("host_config.{key}");
+        // Compose checks at parse time that a `container:X` exists, unless X is a service of
+        // the same file, which it then also creates first.
+        let value = &match value.as_str().and_then(|v| v.strip_prefix("container:")) {
+            Some(other) if services.contains(&other) => json!(format!("service:{other}")),
+            _ => value.clone(),
+        };
+        let simple = COMPOSE_HOST.iter().find(|(k, _)| *k == key);
+        if let Some((_, name)) = simple {
+            service.insert((*name).into(), value.clone());
+            continue;
+        }
+        let (name, v) = match key.as_str() {
+            "NetworkMode" => {
+                let mode = text(value);
+                let shared = mode.starts_with("container:") || mode.starts_with("service:");
+                if matches!(mode.as_str(), "host" | "none") || shared {
+                    ("network_mode", json!(mode))
+                } else {
+                    continue;
+                }
+            }
+            "NanoCpus" => match value.as_i64() {
+                Some(nanos) => ("cpus", json!(decimal(nanos, 9))),
+                None => {
+                    cannot.push(field);
+                    continue;
+                }
+            },
+            "Binds" => {
+                for bind in strings(Some(value)) {
+                    let source = bind.split(':').next().unwrap_or_default();
+                    if !source.starts_with('/') && !source.starts_with('.') {
+                        volumes.insert(source.to_string(), Value::Null);
+                    }
+                    mounts.push(json!(bind));
+                }
+                continue;
+            }
+            "Mounts" => {
+                for mount in value.as_array().into_iter().flatten() {
+                    match compose_mount(mount) {
+                        Some(m) => {
+                            if mount["Type"] == "volume" {
+                                if let Some(source) = mount["Source"].as_str() {
+                                    volumes.insert(source.to_string(), Value::Null);
+                                }
+                            }
+                            mounts.push(m)
+                        }
+                        None => cannot.push(field.clone()),
+                    }
+                }
+                continue;
+            }
+            "Tmpfs" => {
+                let list: Vec<String> = value
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(path, o)| match o.as_str().unwrap_or_default() {
+                        "" => path.clone(),
+                        o => format!("{path}:{o}"),
+                    })
+                    .collect();
+                ("tmpfs", json!(list))
+            }
+            "RestartPolicy" => {
+                let name = value["Name"].as_str().unwrap_or_default();
+                match value["MaximumRetryCount"].as_i64().unwrap_or(0) {
+                    0 => ("restart", json!(name)),
+                    n => ("restart", json!(format!("{name}:{n}"))),
+                }
+            }
+            "LogConfig" => (
+                "logging",
+                json!({"driver": value["Type"], "options": value["Config"]}),
+            ),
+            "Ulimits" => {
+                let mut limits = Map::new();
+                for limit in value.as_array().into_iter().flatten() {
+                    limits.insert(
+                        text(&limit["Name"]),
+                        json!({"soft": limit["Soft"], "hard": limit["Hard"]}),
+                    );
+                }
+                ("ulimits", Value::Object(limits))
+            }
+            "PortBindings" => {
+                let mut ports = Vec::new();
+                for (port, bindings) in value.as_object().into_iter().flatten() {
+                    for binding in bindings.as_array().into_iter().flatten() {
+                        let ip = binding["HostIp"].as_str().unwrap_or_default();
+                        let host = binding["HostPort"].as_str().unwrap_or_default();
+                        ports.push(match (ip, host) {
+                            ("", "") => port.clone(),
+                            ("", host) => format!("{host}:{port}"),
+                            (ip, host) => format!("{}:{host}:{port}", bracketed(ip)),
+                        });
+                    }
+                }
+                ("ports", json!(ports))
+            }
+            "Devices" => {
+                let list: Vec<String> = value
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|d| {
+                        format!(
+                            "{}:{}:{}",
+                            text(&d["PathOnHost"]),
+                            text(&d["PathInContainer"]),
+                            text(&d["CgroupPermissions"])
+                        )
+                    })
+                    .collect();
+                ("devices", json!(list))
+            }
+            "VolumesFrom" => {
+                // Compose reads a bare name as a service: one of this file, or a container.
+                let list: Vec<String> = strings(Some(value))
+                    .into_iter()
+                    .map(
+                        |v| match services.contains(&v.split(':').next().unwrap_or_default()) {
+                            true => v,
+                            false => format!("container:{v}"),
+                        },
+                    )
+                    .collect();
+                ("volumes_from", json!(list))
+            }
+            "Links" => {
+                let mut list = Vec::new();
+                for link in strings(Some(value)) {
+                    match link.split_once(':') {
+                        Some((target, alias)) => {
+                            let alias = alias.rsplit('/').next().unwrap_or(alias);
+                            list.push(format!("{}:{alias}", target.trim_start_matches('/')));
+                        }
+                        None => cannot.push(field.clone()),
+                    }
+                }
+                ("external_links", json!(list))
+            }
+            _ => {
+                cannot.push(field);
+                continue;
+            }
+        };
+        service.insert(name.into(), v);
+    }
+    let declared = spec.config.get("Volumes").and_then(Value::as_object);
+    for volume in &spec.anonymous_volumes {
+        volumes.insert(volume.name.clone(), Value::Null);
+        // Compose declares the path in Config.Volumes for the short syntax only: use it
+        // exactly where the record has the declaration (`-v /path`, not `--mount`).
+        let mount = match declared.is_some_and(|d| d.contains_key(&volume.destination)) {
+            true => {
+                let mode = if volume.read_only { ":ro" } else { "" };
+                json!(format!("{}:{}{mode}", volume.name, volume.destination))
+            }
+            false => {
+                let mut m = json!({"type": "volume", "source": volume.name,
+                                   "target": volume.destination});
+                if volume.read_only {
+                    m["read_only"] = json!(true);
+                }
+                m
+            }
+        };
+        mounts.push(mount);
+    }
+    if !mounts.is_empty() {
+        service.insert("volumes".into(), json!(mounts));
+    }
+    compose_networks(spec, &mut service, networks, &mut cannot);
+    match cannot.is_empty() {
+        true => Ok(service),
+        false => Err(cannot),
+    }
+}
+
+/// HostConfig fields that compose takes as they are, under its own name.
+const COMPOSE_HOST: &[(&str, &str)] = &[
+    ("CapAdd", "cap_add"),
+    ("CapDrop", "cap_drop"),
+    ("SecurityOpt", "security_opt"),
+    ("ReadonlyRootfs", "read_only"),
+    ("Memory", "mem_limit"),
+    ("MemorySwap", "memswap_limit"),
+    ("MemoryReservation", "mem_reservation"),
+    ("MemorySwappiness", "mem_swappiness"),
+    ("CpuShares", "cpu_shares"),
+    ("CpuQuota", "cpu_quota"),
+    ("CpuPeriod", "cpu_period"),
+    ("CpusetCpus", "cpuset"),
+    ("PidsLimit", "pids_limit"),
+    ("ShmSize", "shm_size"),
+    ("OomScoreAdj", "oom_score_adj"),
+    ("OomKillDisable", "oom_kill_disable"),
+    ("Init", "init"),
+    ("ExtraHosts", "extra_hosts"),
+    ("Dns", "dns"),
+    ("DnsSearch", "dns_search"),
+    ("DnsOptions", "dns_opt"),
+    ("GroupAdd", "group_add"),
+    ("IpcMode", "ipc"),
+    ("PidMode", "pid"),
+    ("UsernsMode", "userns_mode"),
+    ("Sysctls", "sysctls"),
+    ("Privileged", "privileged"),
+    ("Runtime", "runtime"),
+    ("CgroupParent", "cgroup_parent"),
+    ("PublishAllPorts", "publish_all_ports"),
+];
+
+fn compose_networks(
+    spec: &ContainerSpec,
+    service: &mut Map<String, Value>,
+    networks: &mut Map<String, Value>,
+    cannot: &mut Inexpressible,
+) {
+    let (primary, others) = spec::network_attachments(spec);
+    let Some(primary) = primary else { return };
+    let plain_bridge = spec.networks.get("bridge").is_none_or(Map::is_empty);
+    if primary == "bridge" && others.is_empty() && plain_bridge {
+        // Not compose's own project network: the default bridge, as `docker run` has it.
+        service.insert("network_mode".into(), json!("bridge"));
+        return;
+    }
+    let mut attached = Map::new();
+    for (i, name) in std::iter::once(&primary).chain(&others).enumerate() {
+        let endpoint = spec.networks.get(name).cloned().unwrap_or_default();
+        // The primary network connects first and becomes the NetworkMode.
+        let mut settings = json!({"priority": 1000 - i});
+        for (key, value) in endpoint {
+            match key.as_str() {
+                "Aliases" => settings["aliases"] = value,
+                "IPAMConfig" => {
+                    for (k, v) in value.as_object().into_iter().flatten() {
+                        match k.as_str() {
+                            "IPv4Address" => settings["ipv4_address"] = v.clone(),
+                            "IPv6Address" => settings["ipv6_address"] = v.clone(),
+                            other => cannot.push(format!("networks.{name}.IPAMConfig.{other}")),
+                        }
+                    }
+                }
+                other => cannot.push(format!("networks.{name}.{other}")),
+            }
+        }
+        attached.insert(name.clone(), settings);
+        networks.insert(name.clone(), Value::Null);
+    }
+    service.insert("networks".into(), Value::Object(attached));
+}
+
+fn compose_healthcheck(value: &Value) -> Option<Value> {
+    let test = strings(value.get("Test"));
+    if test.first().map(String::as_str) == Some("NONE") {
+        return Some(json!({"disable": true}));
+    }
+    let mut health = json!({"test": test});
+    for (key, name) in [
+        ("Interval", "interval"),
+        ("Timeout", "timeout"),
+        ("StartPeriod", "start_period"),
+    ] {
+        if let Some(ns) = value.get(key).and_then(Value::as_i64).filter(|n| *n != 0) {
+            health[name] = json!(duration(ns)?);
+        }
+    }
+    if let Some(retries) = value.get("Retries").filter(|r| !r.is_null()) {
+        health["retries"] = retries.clone();
+    }
+    let known = ["Test", "Interval", "Timeout", "StartPeriod", "Retries"];
+    value
+        .as_object()?
+        .keys()
+        .all(|k| known.contains(&k.as_str()))
+        .then_some(health)
+}
+
+/// Nanoseconds in the largest unit compose reads that keeps them exact.
+fn duration(ns: i64) -> Option<String> {
+    [(1_000_000_000, "s"), (1_000_000, "ms"), (1_000, "us")]
+        .into_iter()
+        .find(|(unit, _)| ns % unit == 0)
+        .map(|(unit, suffix)| format!("{}{suffix}", ns / unit))
+}
+
+/// A compose long-syntax volume entry for one HostConfig mount.
+fn compose_mount(mount: &Value) -> Option<Value> {
+    let mut m = json!({"type": mount["Type"], "target": mount["Target"]});
+    if let Some(source) = mount["Source"].as_str().filter(|s| !s.is_empty()) {
+        m["source"] = json!(source);
+    }
+    if mount["ReadOnly"] == json!(true) {
+        m["read_only"] = json!(true);
+    }
+    if let Some(p) = mount["BindOptions"]["Propagation"].as_str() {
+        m["bind"] = json!({"propagation": p});
+    }
+    if mount["VolumeOptions"]["NoCopy"] == json!(true) {
+        m["volume"] = json!({"nocopy": true});
+    }
+    if let Some(size) = mount["TmpfsOptions"]["SizeBytes"].as_i64() {
+        m["tmpfs"] = json!({"size": size});
+    }
+    let covered = |section: &str, keys: &[&str]| {
+        mount[section]
+            .as_object()
+            .is_none_or(|o| o.keys().all(|k| keys.contains(&k.as_str())))
+    };
+    let known = [
+        "Type",
+        "Target",
+        "Source",
+        "ReadOnly",
+        "BindOptions",
+        "VolumeOptions",
+        "TmpfsOptions",
+    ];
+    (mount
+        .as_object()?
+        .keys()
+        .all(|k| known.contains(&k.as_str()))
+        && covered("BindOptions", &["Propagation"])
+        && covered("VolumeOptions", &["NoCopy"])
+        && covered("TmpfsOptions", &["SizeBytes"]))
+    .then_some(m)
+}
+
+/// The keys of an object, as a list.
+fn keys(value: &Value) -> Value {
+    json!(value
+        .as_object()
+        .map(|o| o.keys().cloned().collect::<Vec<_>>())
+        .unwrap_or_default())
+}
+
+/// Block-style YAML for a JSON value. Scalars are written as JSON (a double-quoted YAML
+/// string is a JSON string), so nothing is ever reinterpreted (`no`, `1.10`, `*`).
+fn yaml(value: &Value, indent: usize, out: &mut String) {
+    let pad = " ".repeat(indent);
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map {
+                match v {
+                    Value::Object(m) if !m.is_empty() => {
+                        *out += &format!("{pad}{}:\n", Value::String(key.clone()));
+                        yaml(v, indent + 2, out);
+                    }
+                    Value::Array(a) if !a.is_empty() => {
+                        *out += &format!("{pad}{}:\n", Value::String(key.clone()));
+                        yaml(v, indent + 2, out);
+                    }
+                    _ => *out += &format!("{pad}{}: {v}\n", Value::String(key.clone())),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                match item {
+                    Value::Object(m) if !m.is_empty() => {
+                        let mut nested = String::new();
+                        yaml(item, indent + 2, &mut nested);
+                        // The first key goes on the dash's line.
+                        *out += &format!("{pad}- {}", &nested[indent + 2..]);
+                    }
+                    _ => *out += &format!("{pad}- {item}\n"),
+                }
+            }
+        }
+        scalar => *out += &format!("{pad}{scalar}\n"),
+    }
+}
+
+/// Compose replaces `$NAME` in every value of the file; `$$` is a literal `$`.
+fn escape_interpolation(value: &mut Value) {
+    match value {
+        Value::String(s) => *s = s.replace('$', "$$"),
+        Value::Array(items) => items.iter_mut().for_each(escape_interpolation),
+        Value::Object(map) => map.values_mut().for_each(escape_interpolation),
+        _ => {}
+    }
 }
 
 /// Options collected for one command, and what could not be expressed.
@@ -542,6 +1032,42 @@ mod tests {
         );
         assert_eq!(lines[2], "docker network connect --ip 10.1.0.5 back web");
         assert_eq!(lines[3], "docker start web");
+    }
+
+    #[test]
+    fn a_compose_file_escapes_dollars_declares_what_exists_and_links_services() {
+        let web = entry(
+            json!({"Env": ["A=$HOME"]}),
+            json!({"Binds": ["data:/d"]}),
+            json!({"front": {"Aliases": ["w"]}}),
+        );
+        let mut web = web;
+        web.spec
+            .host_config
+            .insert("NetworkMode".into(), json!("front"));
+        let mut sidecar = entry(
+            json!({}),
+            json!({"NetworkMode": "container:web"}),
+            json!({}),
+        );
+        sidecar.name = "sidecar".into();
+        sidecar.running = false;
+        let text = compose_file(&[&web, &sidecar]).unwrap();
+        assert!(text.contains("# sidecar is recorded stopped"), "{text}");
+        assert!(text.contains(r#"- "A=$$HOME""#), "{text}");
+        assert!(text.contains(r#""network_mode": "service:web""#), "{text}");
+        assert!(
+            text.contains("\"volumes\":\n  \"abc\":\n    \"external\": true\n  \"data\":"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\"networks\":\n  \"front\":\n    \"external\": true"),
+            "{text}"
+        );
+        assert!(text.contains(r#""priority": 1000"#), "{text}");
+        assert_eq!(duration(1_500_000_000).as_deref(), Some("1500ms"));
+        assert_eq!(duration(30_000_000_000).as_deref(), Some("30s"));
+        assert_eq!(duration(7), None);
     }
 
     #[test]

@@ -114,6 +114,9 @@ pub fn capture(inspect: &Value, ctx: &CaptureContext<'_>) -> Result<ContainerSpe
     // image's volumes are subtracted from it.
     let anonymous_volumes = take_anonymous_volumes(&config, &mut host, &inspect["Mounts"]);
 
+    normalize_binds(&mut host);
+    drop_covered_volumes(&mut config, &host);
+
     let user_hostname = user_set_hostname(&config, &host, short_id);
     if let Some(image_config) = ctx.image_config {
         subtract_image_defaults(&mut config, image_config);
@@ -135,7 +138,11 @@ pub fn capture(inspect: &Value, ctx: &CaptureContext<'_>) -> Result<ContainerSpe
     }
     strip_zero(&mut host, HOST_KEEP_ZERO);
 
-    let networks = capture_networks(&inspect["NetworkSettings"]["Networks"], short_id);
+    let name = inspect["Name"]
+        .as_str()
+        .unwrap_or_default()
+        .trim_start_matches('/');
+    let networks = capture_networks(&inspect["NetworkSettings"]["Networks"], short_id, name);
     Ok(ContainerSpec {
         image,
         image_id,
@@ -404,6 +411,29 @@ fn take_anonymous_volumes(
         .collect()
 }
 
+/// `source:target:rw` is `source:target`: read-write is the default, and compose spells it out
+/// where the docker CLI does not.
+fn normalize_binds(host: &mut Map<String, Value>) {
+    if let Some(Value::Array(binds)) = host.get_mut("Binds") {
+        for bind in binds.iter_mut() {
+            if let Some(plain) = bind.as_str().and_then(|b| b.strip_suffix(":rw")) {
+                if plain.matches(':').count() == 1 {
+                    *bind = Value::String(plain.to_string());
+                }
+            }
+        }
+    }
+}
+
+/// A `Config.Volumes` entry at a path that a bind, mount or tmpfs already gives a source says
+/// nothing more (compose adds one for every volume it mounts; the docker CLI does not).
+fn drop_covered_volumes(config: &mut Map<String, Value>, host: &Map<String, Value>) {
+    let covered = host_destinations(host);
+    if let Some(Value::Object(volumes)) = config.get_mut("Volumes") {
+        volumes.retain(|path, _| !covered.contains(path));
+    }
+}
+
 /// Destinations already given a source by Binds, Mounts or Tmpfs.
 fn host_destinations(host: &Map<String, Value>) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
@@ -425,7 +455,11 @@ fn host_destinations(host: &Map<String, Value>) -> BTreeSet<String> {
     out
 }
 
-fn capture_networks(networks: &Value, short_id: &str) -> BTreeMap<String, Map<String, Value>> {
+fn capture_networks(
+    networks: &Value,
+    short_id: &str,
+    container: &str,
+) -> BTreeMap<String, Map<String, Value>> {
     let Some(networks) = networks.as_object() else {
         return BTreeMap::new();
     };
@@ -437,8 +471,12 @@ fn capture_networks(networks: &Value, short_id: &str) -> BTreeMap<String, Map<St
                 let mut value = endpoint[*key].clone();
                 if *key == "Aliases" {
                     // API < 1.45 adds the short id on every start: copying it piles up aliases.
+                    // The container's own name resolves on every user network anyway (compose
+                    // adds it as an alias, the docker CLI does not).
                     if let Value::Array(aliases) = &mut value {
-                        aliases.retain(|a| a.as_str() != Some(short_id));
+                        aliases.retain(|a| {
+                            a.as_str() != Some(short_id) && a.as_str() != Some(container)
+                        });
                     }
                 }
                 if let Value::Object(ipam) = &mut value {
@@ -546,11 +584,12 @@ pub fn diff(recorded: &ContainerSpec, observed: &ContainerSpec) -> Vec<String> {
     if recorded.image_id != observed.image_id {
         fields.push("image".to_string());
     }
-    diff_maps("config", &recorded.config, &observed.config, &mut fields);
+    let observed_config = without_compose_labels(recorded, observed);
+    diff_maps("config", &recorded.config, &observed_config, &mut fields);
     diff_maps(
         "host_config",
-        &recorded.host_config,
-        &observed.host_config,
+        &mounts_as_sets(&recorded.host_config),
+        &mounts_as_sets(&observed.host_config),
         &mut fields,
     );
     let names: BTreeSet<&String> = recorded
@@ -559,7 +598,8 @@ pub fn diff(recorded: &ContainerSpec, observed: &ContainerSpec) -> Vec<String> {
         .chain(observed.networks.keys())
         .collect();
     for name in names {
-        if recorded.networks.get(name) != observed.networks.get(name) {
+        let endpoint = |s: &ContainerSpec| s.networks.get(name).map(aliases_as_set);
+        if endpoint(recorded) != endpoint(observed) {
             fields.push(format!("networks.{name}"));
         }
     }
@@ -575,6 +615,53 @@ pub fn diff(recorded: &ContainerSpec, observed: &ContainerSpec) -> Vec<String> {
         fields.push("anonymous_volumes".to_string());
     }
     fields
+}
+
+/// Labels compose adds to every container it creates (project, service, config hash, ...) are
+/// its bookkeeping: a container recorded without them and recreated by compose (`guestlist
+/// show --format compose`) is the same container.
+fn without_compose_labels(
+    recorded: &ContainerSpec,
+    observed: &ContainerSpec,
+) -> Map<String, Value> {
+    const COMPOSE: &str = "com.docker.compose.";
+    let mut config = observed.config.clone();
+    let recorded_has_them = recorded
+        .config
+        .get("Labels")
+        .and_then(Value::as_object)
+        .is_some_and(|l| l.keys().any(|k| k.starts_with(COMPOSE)));
+    if !recorded_has_them {
+        if let Some(Value::Object(labels)) = config.get_mut("Labels") {
+            labels.retain(|k, _| !k.starts_with(COMPOSE));
+            if labels.is_empty() {
+                config.remove("Labels");
+            }
+        }
+    }
+    config
+}
+
+/// HostConfig with its binds and mounts in order: each has its own destination, so their order
+/// means nothing, and compose writes them in another order than the docker CLI.
+fn mounts_as_sets(host: &Map<String, Value>) -> Map<String, Value> {
+    let mut host = host.clone();
+    for key in ["Binds", "Mounts"] {
+        if let Some(Value::Array(items)) = host.get_mut(key) {
+            items.sort_by_key(|item| item.to_string());
+        }
+    }
+    host
+}
+
+/// Endpoint settings with their aliases in order: aliases are a set, and the engine and
+/// compose list them in different orders.
+fn aliases_as_set(endpoint: &Map<String, Value>) -> Map<String, Value> {
+    let mut endpoint = endpoint.clone();
+    if let Some(Value::Array(aliases)) = endpoint.get_mut("Aliases") {
+        aliases.sort_by_key(|a| a.to_string());
+    }
+    endpoint
 }
 
 fn diff_maps(prefix: &str, a: &Map<String, Value>, b: &Map<String, Value>, out: &mut Vec<String>) {
@@ -843,6 +930,34 @@ mod tests {
                 "networks.extra"
             ]
         );
+    }
+
+    #[test]
+    fn what_compose_writes_differently_captures_the_same() {
+        let image = image();
+        let mut docker_cli = inspect();
+        docker_cli["Name"] = json!("/web");
+        docker_cli["HostConfig"]["Binds"] = json!(["/srv:/srv:ro", "data:/d"]);
+        let mut compose = docker_cli.clone();
+        compose["Config"]["AttachStdout"] = json!(true);
+        // Compose spells out rw, orders binds its own way, declares every volume it mounts,
+        // adds the service name as an alias and its bookkeeping labels.
+        compose["HostConfig"]["Binds"] = json!(["data:/d:rw", "/srv:/srv:ro"]);
+        compose["Config"]["Volumes"] = json!({"/data": {}, "/vol": {}, "/srv": {}, "/d": {}});
+        compose["NetworkSettings"]["Networks"]["probenet"]["Aliases"] =
+            json!(["476ec8cd91b7", "web", "web"]);
+        compose["Config"]["Labels"]["com.docker.compose.project"] = json!("p");
+        let recorded = capture_with(&docker_cli, Some(&image));
+        let live = capture_with(&compose, Some(&image));
+        assert_eq!(diff(&recorded, &live), Vec::<String>::new());
+        assert_eq!(
+            recorded.host_config["Binds"],
+            json!(["/srv:/srv:ro", "data:/d"])
+        );
+        // A record that has compose's labels keeps comparing them.
+        let mut recorded_by_compose = live.clone();
+        recorded_by_compose.config["Labels"]["com.docker.compose.project"] = json!("q");
+        assert_eq!(diff(&recorded_by_compose, &live), ["config.Labels"]);
     }
 
     #[test]

@@ -350,10 +350,12 @@ fn list_shows_what_the_state_allows_without_the_engine() {
     assert_eq!(json["containers"][0]["running"], true);
 }
 
-#[test]
-fn show_prints_commands_that_recreate_the_container_exactly() {
-    let sb = Sandbox::new();
-    let front = sb.network("front", &["--subnet", "10.231.0.0/24"]);
+/// A web container with most options there are, on two networks, and a sidecar in its
+/// network namespace, snapshotted. Returns their names. Tests running at once need their own
+/// `subnet` (10.231.<subnet>.0/24).
+fn rich_pair(sb: &Sandbox, subnet: u8) -> (String, String) {
+    let ip = format!("10.231.{subnet}.7");
+    let front = sb.network("front", &["--subnet", &format!("10.231.{subnet}.0/24")]);
     let back = sb.network("back", &[]);
     let data = format!("{}-data", sb.prefix);
     let bind = sb.dir().join("bind");
@@ -416,7 +418,7 @@ fn show_prints_commands_that_recreate_the_container_exactly() {
         "--network-alias",
         "www",
         "--ip",
-        "10.231.0.7",
+        &ip,
         "--add-host",
         "db.local:10.0.0.9",
         "--dns",
@@ -455,8 +457,32 @@ fn show_prints_commands_that_recreate_the_container_exactly() {
         },
     );
 
-    let script = sb.expect(&["show", &sb.name("web"), &sb.name("sidecar")], 0);
-    docker(&["rm", "-f", &sb.name("sidecar"), &sb.name("web")]);
+    (sb.name("web"), sb.name("sidecar"))
+}
+
+/// `diff` is clean and the anonymous volume's data is back, or the failure shows how the
+/// containers were made, the record and what runs.
+fn in_sync_after(sb: &Sandbox, how: &str) {
+    let (code, diff, _) = sb.gl(&["diff"]);
+    assert_eq!(
+        code,
+        0,
+        "{how}\n{diff}\nrecorded: {}\nlive: {}",
+        sb.expect(&["show", "--format", "json", &sb.name("web")], 0),
+        sb.inspect("web")
+    );
+    assert_eq!(
+        docker(&["exec", &sb.name("web"), "cat", "/cache/f"]),
+        "kept"
+    );
+}
+
+#[test]
+fn show_prints_commands_that_recreate_the_container_exactly() {
+    let sb = Sandbox::new();
+    let (web, sidecar) = rich_pair(&sb, 1);
+    let script = sb.expect(&["show", &web, &sidecar], 0);
+    docker(&["rm", "-f", &sidecar, &web]);
     let ran = std::process::Command::new("sh")
         .args(["-e", "-c", &script])
         .output()
@@ -466,18 +492,7 @@ fn show_prints_commands_that_recreate_the_container_exactly() {
         "{script}\n{}",
         String::from_utf8_lossy(&ran.stderr)
     );
-    let (code, diff, _) = sb.gl(&["diff"]);
-    assert_eq!(
-        code,
-        0,
-        "{script}\n{diff}\nrecorded: {}\nlive: {}",
-        sb.expect(&["show", "--format", "json", &sb.name("web")], 0),
-        sb.inspect("web")["HostConfig"]
-    );
-    assert_eq!(
-        docker(&["exec", &sb.name("web"), "cat", "/cache/f"]),
-        "kept"
-    );
+    in_sync_after(&sb, &script);
 
     let json: Value =
         serde_json::from_str(&sb.expect(&["show", "--format", "json", &sb.name("web")], 0))
@@ -486,4 +501,26 @@ fn show_prints_commands_that_recreate_the_container_exactly() {
     let (code, _, stderr) = sb.gl(&["show", "nobody"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("nobody is not on the list"), "{stderr}");
+}
+
+#[test]
+fn show_prints_a_compose_file_that_compose_brings_up_exactly() {
+    let sb = Sandbox::new();
+    let (web, sidecar) = rich_pair(&sb, 2);
+    let file = sb.expect(&["show", "--format", "compose", &web, &sidecar], 0);
+    let path = sb.dir().join("compose.yaml");
+    std::fs::write(&path, &file).expect("write the compose file");
+    docker(&["rm", "-f", &sidecar, &web]);
+    let up = std::process::Command::new("docker-compose")
+        .args(["-p", &sb.prefix, "-f"])
+        .arg(&path)
+        .args(["up", "-d"])
+        .output()
+        .expect("docker-compose (Debian package docker-compose; .ci/provision installs it)");
+    assert!(
+        up.status.success(),
+        "{file}\n{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    in_sync_after(&sb, &file);
 }

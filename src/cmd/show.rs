@@ -34,21 +34,24 @@ pub fn run(settings: &Settings, args: ShowArgs) -> Result<Outcome> {
             for entry in entries {
                 match export::run_script(entry) {
                     Ok(script) => out += &script,
-                    Err(fields) => bail!(inexpressible(entry, "docker run", &fields)),
+                    Err(fields) => bail!(inexpressible(&entry.name, "docker commands", &fields)),
                 }
             }
             out
         }
+        ShowFormat::Compose => match export::compose_file(&entries) {
+            Ok(text) => text,
+            Err((name, fields)) => bail!(inexpressible(&name, "a compose service", &fields)),
+        },
     };
     print(&text);
     Ok(Outcome::Clean)
 }
 
-fn inexpressible(entry: &Entry, format: &str, fields: &[String]) -> String {
+fn inexpressible(name: &str, format: &str, fields: &[String]) -> String {
     format!(
-        "{} cannot be written as {format} exactly: {} (nothing was printed; --format json \
-         shows the whole record)",
-        entry.name,
+        "{name} cannot be written as {format} exactly: {} (nothing was printed; --format \
+         json shows the whole record)",
         fields.join(", ")
     )
 }
