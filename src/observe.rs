@@ -111,8 +111,18 @@ fn own_container_ids() -> &'static BTreeSet<String> {
 fn container_ids(mountinfo: &str, cgroup: &str) -> BTreeSet<String> {
     let mut ids = BTreeSet::new();
     for line in mountinfo.lines() {
-        for (at, _) in line.match_indices("containers/") {
-            ids.extend(hex_id(&line[at + "containers/".len()..]));
+        // Fields: id, parent, major:minor, root (within its filesystem), mount point, ...
+        // Only what is mounted *at* these files counts: on the host, the engine's own mounts
+        // (`.../containers/<id>/mounts/shm`) name every running container.
+        let mut fields = line.split(' ');
+        let (Some(root), Some(point)) = (fields.nth(3), fields.next()) else {
+            continue;
+        };
+        if !matches!(point, "/etc/hostname" | "/etc/hosts" | "/etc/resolv.conf") {
+            continue;
+        }
+        for (at, _) in root.match_indices("containers/") {
+            ids.extend(hex_id(&root[at + "containers/".len()..]));
         }
     }
     for line in cgroup.lines() {
@@ -254,8 +264,12 @@ mod tests {
 
     #[test]
     fn on_the_host_there_is_no_own_container() {
-        let mountinfo = "22 1 254:1 / / rw,relatime - ext4 /dev/vda1 rw\n\
-                         30 22 0:26 / /var/lib/docker/containers rw - ext4 /dev/vda1 rw";
+        let mountinfo = format!(
+            "22 1 254:1 / / rw,relatime - ext4 /dev/vda1 rw\n\
+             30 22 0:26 / /var/lib/docker/containers rw - ext4 /dev/vda1 rw\n\
+             41 22 0:52 / /var/lib/docker/containers/{ID}/mounts/shm rw - tmpfs shm rw"
+        );
+        let mountinfo = mountinfo.as_str();
         assert!(container_ids(mountinfo, "0::/user.slice/session-1.scope").is_empty());
         assert_eq!(
             hex_id(&format!("{ID}0")),
