@@ -25,7 +25,9 @@ Examples:
   guestlist enforce --dry-run                   what a pass would do
   guestlist snapshot web                        approve the current web container
   guestlist watch --stop-timeout 0              enforce on every engine event
-  guestlist restore                             what removed containers can come back";
+  guestlist restore                             what removed containers can come back
+  guestlist show web --format compose           the recorded web as a compose service
+  guestlist enforce --metrics-file /var/lib/node_exporter/textfile_collector/guestlist.prom";
 
 /// Keep a Docker host running exactly the containers on its list.
 #[derive(Debug, Parser)]

@@ -70,6 +70,9 @@ fn yes() -> bool {
 pub enum LoadError {
     #[error("no state file at {0}")]
     NotFound(PathBuf),
+    /// The file is there but is not a state this guestlist reads (it is left untouched).
+    #[error(transparent)]
+    Malformed(anyhow::Error),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -103,7 +106,9 @@ pub fn load(path: &Path) -> Result<State, LoadError> {
                 .into())
         }
     };
-    Ok(parse(&text).with_context(|| format!("invalid state file {}", path.display()))?)
+    parse(&text)
+        .with_context(|| format!("invalid state file {}", path.display()))
+        .map_err(LoadError::Malformed)
 }
 
 /// Parse state file text. The version is checked before the rest so that a file from a newer
@@ -116,8 +121,14 @@ pub fn parse(text: &str) -> Result<State> {
     let probe: Versioned = serde_json::from_str(text).map_err(located)?;
     match probe.version {
         Some(v) if v.as_u64() == Some(VERSION) => {}
-        Some(v) => bail!("unsupported version {v}: this guestlist reads version {VERSION}"),
-        None => bail!("missing \"version\": this guestlist reads version {VERSION}"),
+        Some(v) => bail!(
+            "unsupported version {v}: this guestlist reads version {VERSION}; use the guestlist \
+             that wrote it, or take a new snapshot with `guestlist snapshot --force`"
+        ),
+        None => bail!(
+            "missing \"version\": this guestlist reads version {VERSION}; is this a guestlist \
+             state file?"
+        ),
     }
     let state: State = serde_json::from_str(text).map_err(located)?;
     validate(&state)?;
@@ -132,11 +143,14 @@ fn validate(state: &State) -> Result<()> {
     let mut names: Vec<&str> = state.containers.iter().map(|e| e.name.as_str()).collect();
     names.sort_unstable();
     if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-        bail!("container {} is listed twice", w[0]);
+        bail!(
+            "container {} is listed twice; edit the file to keep one entry",
+            w[0]
+        );
     }
     if let Some(e) = state.containers.iter().find(|e| e.name.is_empty()) {
         bail!(
-            "a container entry has an empty name (image {})",
+            "a container entry has an empty name (image {}); edit the file to name it",
             e.spec.image
         );
     }

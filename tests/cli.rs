@@ -71,7 +71,8 @@ fn a_malformed_state_file_exits_2_names_file_and_position_and_is_left_alone() {
             .assert()
             .code(2)
             .stderr(predicate::str::contains(path.display().to_string()))
-            .stderr(predicate::str::contains("line 3 column"));
+            .stderr(predicate::str::contains("line 3 column"))
+            .stderr(predicate::str::contains("hint: fix the file by hand"));
     }
     assert_eq!(std::fs::read_to_string(&path).expect("read"), text);
 }

@@ -18,7 +18,7 @@ pub async fn run(settings: &Settings, args: ForgetArgs) -> Result<Outcome> {
         .collect();
     if !unknown.is_empty() {
         bail!(
-            "not on the list in {}: {} (nothing was changed)",
+            "not on the list in {}: {} (nothing was changed; `guestlist list` shows what is)",
             settings.state_path.display(),
             unknown.join(", ")
         );

@@ -125,6 +125,11 @@ impl Settings {
                     "run `guestlist snapshot` to record the containers running now".into(),
                 ))
             }
+            Err(LoadError::Malformed(e)) => Err(e).context(Hint(
+                "fix the file by hand (it was not modified), or replace it with \
+                     `guestlist snapshot --force`"
+                    .into(),
+            )),
             Err(LoadError::Other(e)) => Err(e),
         }
     }

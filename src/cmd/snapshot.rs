@@ -81,10 +81,15 @@ async fn named(settings: &Settings, args: SnapshotArgs) -> Result<Outcome> {
         {
             Some(entry) => entries.push(entry),
             None if state.scope.is_empty() => {
-                bail!("no container named {name} on {}", engine.info.endpoint)
+                bail!(
+                    "no container named {name} on {} (nothing was changed; `docker ps -a` \
+                     shows the names)",
+                    engine.info.endpoint
+                )
             }
             None => bail!(
-                "no container named {name} within the scope {} (nothing was changed)",
+                "no container named {name} within the scope {} (nothing was changed; give it \
+                 the scope's labels, or check the name with `docker ps -a`)",
                 state
                     .scope
                     .iter()
