@@ -23,6 +23,14 @@ pub enum Capture<'a> {
     Named(&'a BTreeSet<String>),
 }
 
+/// What a pass needs of one inspected container. Each inspect is captured as it arrives and its
+/// JSON dropped, so a pass over hundreds of containers holds their specs, never their inspects.
+struct Inspected {
+    spec: spec::ContainerSpec,
+    status: String,
+    last_run: Run,
+}
+
 /// Every container in `scope`, with the run configuration captured for those `capture` names.
 pub async fn host(engine: &Engine, scope: &Scope, capture: Capture<'_>) -> Result<Vec<Observed>> {
     let listed = engine.list(scope).await?;
@@ -31,51 +39,37 @@ pub async fn host(engine: &Engine, scope: &Scope, capture: Capture<'_>) -> Resul
         Capture::Named(names) => names.contains(&c.name),
     };
     let wanted: Vec<&Listed> = listed.iter().filter(|c| wants(c)).collect();
+    let names_by_id: HashMap<String, String> = listed
+        .iter()
+        .map(|c| (c.id.clone(), c.name.clone()))
+        .collect();
+    // The list names each container's image: one inspect per distinct image, before any
+    // container is captured against it.
+    let images = image_configs(engine, wanted.iter().map(|c| c.image_id.clone())).await?;
 
-    let inspected: Vec<(String, Value)> = stream::iter(wanted)
-        .map(|c| async move {
-            Ok::<_, anyhow::Error>(engine.inspect(&c.id).await?.map(|v| (c.id.clone(), v)))
+    let mut inspected: HashMap<String, Inspected> = stream::iter(wanted)
+        .map(|c| async {
+            let found = inspect_and_capture(engine, &c.id, &c.name, &images, &names_by_id).await;
+            Ok::<_, anyhow::Error>(found?.map(|i| (c.id.clone(), i)))
         })
         .buffer_unordered(READS_IN_FLIGHT)
         .try_filter_map(|found| async move { Ok(found) })
         .try_collect()
         .await?;
-    let inspected: HashMap<String, Value> = inspected.into_iter().collect();
-
-    let images = image_configs(engine, inspected.values()).await?;
-    let mut names_by_id: HashMap<String, String> = listed
-        .iter()
-        .map(|c| (c.id.clone(), c.name.clone()))
-        .collect();
-    resolve_referenced_names(engine, inspected.values(), &mut names_by_id).await?;
 
     let mut observed = Vec::with_capacity(listed.len());
     for c in listed {
-        if wants(&c) && !inspected.contains_key(&c.id) {
+        let inspection = inspected.remove(&c.id);
+        if wants(&c) && inspection.is_none() {
             // Removed between the list and the inspect: it is gone, and must plan as missing
             // rather than as an allowed container with nothing to compare.
             continue;
         }
-        let spec = match inspected.get(&c.id) {
-            Some(json) => {
-                let image_id = json["Image"].as_str().unwrap_or_default();
-                let ctx = CaptureContext {
-                    image_config: images.get(image_id).and_then(Option::as_ref),
-                    defaults: &engine.defaults,
-                    names_by_id: &names_by_id,
-                };
-                let spec = spec::capture(json, &ctx)
-                    .with_context(|| format!("cannot read the configuration of {}", c.name))?;
-                Some(spec)
-            }
-            None => None,
-        };
         // Use the inspected state when there is one: it is newer than the list's.
-        let status = inspected
-            .get(&c.id)
-            .and_then(|j| j["State"]["Status"].as_str().map(String::from))
-            .unwrap_or(c.status);
-        let last_run = inspected.get(&c.id).map(last_run).unwrap_or_default();
+        let (spec, status, last_run) = match inspection {
+            Some(i) => (Some(i.spec), i.status, i.last_run),
+            None => (None, c.status, Run::default()),
+        };
         observed.push(Observed {
             runs_guestlist: own_container_ids().contains(&c.id),
             // A paused container was paused on purpose and cannot be started; a restarting one
@@ -86,11 +80,58 @@ pub async fn host(engine: &Engine, scope: &Scope, capture: Capture<'_>) -> Resul
             image: c.image,
             status,
             labels: c.labels,
-            spec,
             last_run,
+            spec,
         });
     }
     Ok(observed)
+}
+
+/// Inspect one container and capture its run configuration; `None` if it no longer exists.
+async fn inspect_and_capture(
+    engine: &Engine,
+    id: &str,
+    name: &str,
+    images: &HashMap<String, Option<Value>>,
+    names_by_id: &HashMap<String, String>,
+) -> Result<Option<Inspected>> {
+    let Some(json) = engine.inspect(id).await? else {
+        return Ok(None);
+    };
+    let image_id = json["Image"].as_str().unwrap_or_default();
+    // Normally prefetched from the list; an engine whose list spells the id otherwise is asked.
+    let fetched;
+    let image_config = match images.get(image_id) {
+        Some(config) => config.as_ref(),
+        None => {
+            fetched = engine.image(image_id).await?.map(|image| image.config);
+            fetched.as_ref()
+        }
+    };
+    // References to containers outside the list (out of scope) are rare: resolve them here.
+    let mut outside = HashMap::new();
+    resolve_referenced_names(engine, &json, names_by_id, &mut outside).await?;
+    let names = if outside.is_empty() {
+        names_by_id
+    } else {
+        outside.extend(names_by_id.iter().map(|(k, v)| (k.clone(), v.clone())));
+        &outside
+    };
+    let ctx = CaptureContext {
+        image_config,
+        defaults: &engine.defaults,
+        names_by_id: names,
+    };
+    let spec = spec::capture(&json, &ctx)
+        .with_context(|| format!("cannot read the configuration of {name}"))?;
+    Ok(Some(Inspected {
+        spec,
+        status: json["State"]["Status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        last_run: last_run(&json),
+    }))
 }
 
 /// The ids of the container this process runs in, if it runs in one; empty on the host.
@@ -160,15 +201,13 @@ fn last_run(inspect: &Value) -> Run {
     }
 }
 
-/// The `Config` of each distinct image the inspected containers run; `None` for an image that is
-/// gone, in which case nothing of the container's configuration can be attributed to it.
-async fn image_configs<'a>(
+/// The `Config` of each distinct image in `ids`; `None` for an image that is gone, in which case
+/// nothing of a container's configuration can be attributed to it.
+async fn image_configs(
     engine: &Engine,
-    inspected: impl Iterator<Item = &'a Value>,
+    ids: impl Iterator<Item = String>,
 ) -> Result<HashMap<String, Option<Value>>> {
-    let ids: BTreeSet<String> = inspected
-        .filter_map(|j| j["Image"].as_str().map(String::from))
-        .collect();
+    let ids: BTreeSet<String> = ids.filter(|id| !id.is_empty()).collect();
     stream::iter(ids)
         .map(|id| async move {
             let config = engine.image(&id).await?.map(|image| image.config);
@@ -179,31 +218,25 @@ async fn image_configs<'a>(
         .await
 }
 
-/// Names for `container:<id>` references to containers outside the listed set (out of scope).
-async fn resolve_referenced_names<'a>(
+/// Names for the `container:<id>` references of one inspected container to containers that
+/// `known` does not name (out of scope), added to `found`.
+async fn resolve_referenced_names(
     engine: &Engine,
-    inspected: impl Iterator<Item = &'a Value>,
-    names_by_id: &mut HashMap<String, String>,
+    json: &Value,
+    known: &HashMap<String, String>,
+    found: &mut HashMap<String, String>,
 ) -> Result<()> {
-    let mut unknown = BTreeSet::new();
-    for json in inspected {
-        for key in ["NetworkMode", "IpcMode", "PidMode"] {
-            if let Some(id) = json["HostConfig"][key]
-                .as_str()
-                .and_then(|m| m.strip_prefix("container:"))
-            {
-                if !names_by_id.contains_key(id) {
-                    unknown.insert(id.to_string());
-                }
-            }
-        }
-    }
+    let unknown: BTreeSet<&str> = ["NetworkMode", "IpcMode", "PidMode"]
+        .iter()
+        .filter_map(|key| json["HostConfig"][key].as_str()?.strip_prefix("container:"))
+        .filter(|id| !known.contains_key(*id))
+        .collect();
     for id in unknown {
         // A reference to a container that no longer exists stays an id: it is dead, and the
         // comparison with the recorded name shows the container as changed.
-        if let Some(json) = engine.inspect(&id).await? {
+        if let Some(json) = engine.inspect(id).await? {
             if let Some(name) = json["Name"].as_str() {
-                names_by_id.insert(id, name.trim_start_matches('/').to_string());
+                found.insert(id.to_string(), name.trim_start_matches('/').to_string());
             }
         }
     }
@@ -213,10 +246,10 @@ async fn resolve_referenced_names<'a>(
 /// The run configuration in one `docker inspect` taken earlier (an audit record): the image
 /// and any `container:<id>` references are resolved against the host as it is now.
 pub async fn capture_recorded(engine: &Engine, inspect: &Value) -> Result<spec::ContainerSpec> {
-    let images = image_configs(engine, std::iter::once(inspect)).await?;
-    let mut names_by_id = HashMap::new();
-    resolve_referenced_names(engine, std::iter::once(inspect), &mut names_by_id).await?;
     let image_id = inspect["Image"].as_str().unwrap_or_default();
+    let images = image_configs(engine, std::iter::once(image_id.to_string())).await?;
+    let mut names_by_id = HashMap::new();
+    resolve_referenced_names(engine, inspect, &HashMap::new(), &mut names_by_id).await?;
     let ctx = CaptureContext {
         image_config: images.get(image_id).and_then(Option::as_ref),
         defaults: &engine.defaults,
