@@ -17,6 +17,8 @@ mod fidelity;
 mod flow;
 /// Metrics, and the contrib files checked by the tools that read them.
 mod operations;
+/// The requests a pass sends and how many at once (never timed; see contrib/bench/perf.py).
+mod performance;
 /// Removal limits, self-protection, locking, SIGKILL convergence, outdated actions.
 mod safety;
 /// `guestlist watch` and the crash-loop backoff it shares with `enforce`.
