@@ -119,7 +119,7 @@ pub struct Plan {
     /// Allowed containers that need nothing.
     pub in_sync: Vec<String>,
     /// Allowed containers the engine is removing right now (`docker rm -f` in progress): the
-    /// name is still taken, so they are created again by the pass after they are gone.
+    /// name is still taken, so the pass waits for it to be free and then creates them.
     pub removing: Vec<String>,
     /// Replacements not done because this guestlist runs in the container: replacing it would
     /// end the pass halfway. Drift that a human resolves.

@@ -77,7 +77,9 @@ pub async fn run(
     history.forget_stable(&allowed, &observed, &options.backoff, now);
     let (runnable, held) = history.hold(plan.clone(), &options.backoff, now);
 
-    let acted = if options.dry_run || !runnable.has_actions() {
+    // An allowed container the engine is still removing (a pass killed mid-replacement, a
+    // `docker rm -f` under way) is created once its name is free, in this pass.
+    let acted = if options.dry_run || (!runnable.has_actions() && plan.removing.is_empty()) {
         Acted::Nothing
     } else {
         let limit = removal_limit(state, options.max_removals);
@@ -94,7 +96,9 @@ pub async fn run(
                 audit,
             };
             let mut results = execute::run(engine, &runnable, &execute_options).await;
-            retry_outdated(engine, state, &execute_options, &mut results).await;
+            let waiting = plan.removing.iter().cloned().collect();
+            let hold = |retry| history.hold(retry, &options.backoff, SystemTime::now()).0;
+            retry_outdated(engine, state, &execute_options, &mut results, waiting, hold).await;
             history.record(&results, SystemTime::now());
             Acted::Done(results)
         }
@@ -123,20 +127,26 @@ const RETRY_WAITS: [Duration; 3] = [
 
 /// Plan again, from a fresh observation, the actions the engine showed were planned from a
 /// view that changed meanwhile: a container to start that vanished is created instead, a name
-/// still held by a container being removed is tried again once it is free. Only creations and
-/// starts are retried: anything that would remove waits for the next pass and its limits.
-/// What is still outdated after the last retry stays a failure.
+/// still held by a container being removed is tried again once it is free. `waiting` are
+/// allowed containers the engine was removing when the pass observed them: they are created
+/// once gone. Only creations and starts are retried, and only those `hold` lets through (a
+/// crash-looping `--rm` container waits its turn here too): anything that would remove waits
+/// for the next pass and its limits. What is still outdated after the last retry stays a
+/// failure.
 async fn retry_outdated(
     engine: &Engine,
     state: &State,
     options: &execute::Options,
     results: &mut Vec<ActionResult>,
+    mut waiting: BTreeSet<String>,
+    hold: impl Fn(Plan) -> Plan,
 ) {
     for wait in RETRY_WAITS {
         let outdated: BTreeSet<String> = results
             .iter()
             .filter(|r| r.outdated)
             .map(|r| r.action.name().to_string())
+            .chain(waiting.iter().cloned())
             .collect();
         if outdated.is_empty() {
             return;
@@ -147,7 +157,7 @@ async fn retry_outdated(
             return;
         };
         let fresh = plan::plan(state, &observed);
-        let retry = Plan {
+        let retry = hold(Plan {
             waves: fresh
                 .waves
                 .iter()
@@ -160,7 +170,7 @@ async fn retry_outdated(
                 })
                 .collect(),
             ..Plan::default()
-        };
+        });
         let retried = execute::run(engine, &retry, options).await;
         // Replaced by its retry, or done by someone else meanwhile: either way not a failure.
         let superseded: BTreeSet<&str> = retried
@@ -169,6 +179,7 @@ async fn retry_outdated(
             .chain(fresh.in_sync.iter().map(String::as_str))
             .collect();
         results.retain(|r| !(r.outdated && superseded.contains(r.action.name())));
+        waiting.retain(|name| !superseded.contains(name.as_str()));
         results.extend(retried);
     }
 }
