@@ -172,17 +172,22 @@ impl Run<'_> {
     /// already gone is not a failure.
     async fn remove(&self, id: &str) -> Result<Vec<String>> {
         let engine = self.engine;
-        match engine.stop(id, self.options.stop_timeout).await {
-            Err(e) if engine::is_not_found(&e) => return Ok(vec!["it was already gone".into()]),
-            // A stop that fails (already stopped is not an error) must not keep the removal
-            // from happening: remove forces it.
-            _ => {}
+        // Without a grace period the forced removal alone kills and removes, in one request,
+        // as `docker rm -f` does; a stop first would only send SIGTERM to be overtaken.
+        if !self.options.stop_timeout.is_zero() {
+            match engine.stop(id, self.options.stop_timeout).await {
+                Err(e) if engine::is_not_found(&e) => {
+                    return Ok(vec!["it was already gone".into()])
+                }
+                // A stop that fails (already stopped is not an error) must not keep the
+                // removal from happening: remove forces it.
+                _ => {}
+            }
         }
         let _permit = self.permit().await;
         match engine.remove(id).await {
-            Err(e) if engine::is_not_found(&e) || engine::is_conflict(&e) => {
-                Ok(vec!["it was already being removed".into()])
-            }
+            Err(e) if engine::is_not_found(&e) => Ok(vec!["it was already gone".into()]),
+            Err(e) if engine::is_conflict(&e) => Ok(vec!["it was already being removed".into()]),
             other => other.map(|()| Vec::new()),
         }
     }

@@ -13,9 +13,11 @@ use crate::plan::{Observed, Run};
 use crate::rules::Scope;
 use crate::spec::{self, CaptureContext};
 
-/// Engine reads in flight at once. Reads are cheap for the engine; the bound keeps a host with
-/// hundreds of containers from opening hundreds of connections.
-const READS_IN_FLIGHT: usize = 8;
+/// Engine reads in flight at once. The engine answers reads on both cores, so a few in flight
+/// hide each other's latency; the bound keeps a host with hundreds of containers from opening
+/// hundreds of connections. Measured with `diff` over 500 containers (2 cores, Docker 20.10,
+/// medians of 11): 8 at once took 347 ms, 16 took 254 ms, 32 took 263 ms, 64 took 241 ms.
+const READS_IN_FLIGHT: usize = 16;
 
 /// Which containers to inspect and capture (the others are listed only).
 pub enum Capture<'a> {
