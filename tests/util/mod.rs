@@ -337,7 +337,18 @@ impl Drop for Sandbox {
     fn drop(&mut self) {
         let filter = format!("label={LABEL}={}", self.prefix);
         let ids = docker(&["ps", "-aq", "--filter", &filter]);
+        let mut anonymous = self.removed_anonymous_volumes();
         if !ids.is_empty() {
+            // `rm -v` spares the anonymous volumes guestlist reattached by name: note them.
+            let mut args = vec!["inspect", "--format", "{{range .Mounts}}{{.Name}} {{end}}"];
+            args.extend(ids.lines());
+            let mounts = String::from_utf8_lossy(&docker_output(&args).stdout).into_owned();
+            anonymous.extend(
+                mounts
+                    .split_whitespace()
+                    .filter(|n| is_anonymous(n))
+                    .map(String::from),
+            );
             let mut args = vec!["rm", "-f", "-v"];
             args.extend(ids.lines());
             let _ = docker_output(&args);
@@ -355,5 +366,42 @@ impl Drop for Sandbox {
         for volume in volumes.lines().filter(|v| v.starts_with(&self.prefix)) {
             let _ = docker_output(&["volume", "rm", "-f", volume]);
         }
+        // A volume still in use (by another test's container) stays.
+        for volume in anonymous {
+            let _ = docker_output(&["volume", "rm", &volume]);
+        }
+        let images = docker(&["images", "-q", "--filter", &filter]);
+        if !images.is_empty() {
+            let mut args = vec!["rmi", "-f"];
+            args.extend(images.lines());
+            let _ = docker_output(&args);
+        }
     }
+}
+
+impl Sandbox {
+    /// The anonymous volumes of the containers guestlist removed (it never removes volumes),
+    /// from the inspects in the audit log; never panics (it runs in drop).
+    fn removed_anonymous_volumes(&self) -> std::collections::BTreeSet<String> {
+        let log = std::fs::read_to_string(self.data.path().join("guestlist").join("audit.jsonl"));
+        let records = log.unwrap_or_default();
+        let records = records
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok());
+        let mut names = std::collections::BTreeSet::new();
+        for record in records {
+            for mount in record["inspect"]["Mounts"].as_array().into_iter().flatten() {
+                let name = mount["Name"].as_str().unwrap_or_default();
+                if mount["Type"] == "volume" && is_anonymous(name) {
+                    names.insert(name.to_string());
+                }
+            }
+        }
+        names
+    }
+}
+
+/// Whether a volume name is one the engine generated (64 hex digits).
+fn is_anonymous(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
 }
