@@ -251,6 +251,7 @@ impl PassArgs {
             stop_timeout: self.stop_timeout,
             max_removals: self.max_removals,
             backoff: crate::backoff::Policy::with_max(self.max_backoff),
+            await_removals: true,
         }
     }
 }

@@ -28,6 +28,10 @@ pub struct Options {
     pub max_removals: Option<usize>,
     pub backoff: Policy,
     pub audit_log: PathBuf,
+    /// Wait, within the pass, for allowed containers the engine is removing, and create them
+    /// once their names are free. `watch` does not: the engine's destroy event starts its next
+    /// pass sooner than any polling would.
+    pub await_removals: bool,
 }
 
 /// What a pass found and did.
@@ -79,7 +83,11 @@ pub async fn run(
 
     // An allowed container the engine is still removing (a pass killed mid-replacement, a
     // `docker rm -f` under way) is created once its name is free, in this pass.
-    let acted = if options.dry_run || (!runnable.has_actions() && plan.removing.is_empty()) {
+    let waiting: BTreeSet<String> = match options.await_removals {
+        true => plan.removing.iter().cloned().collect(),
+        false => BTreeSet::new(),
+    };
+    let acted = if options.dry_run || (!runnable.has_actions() && waiting.is_empty()) {
         Acted::Nothing
     } else {
         let limit = removal_limit(state, options.max_removals);
@@ -96,7 +104,6 @@ pub async fn run(
                 audit,
             };
             let mut results = execute::run(engine, &runnable, &execute_options).await;
-            let waiting = plan.removing.iter().cloned().collect();
             let hold = |retry| history.hold(retry, &options.backoff, SystemTime::now()).0;
             retry_outdated(engine, state, &execute_options, &mut results, waiting, hold).await;
             history.record(&results, SystemTime::now());
@@ -118,11 +125,14 @@ pub async fn run(
 }
 
 /// Waits before planning outdated actions again. A removal in progress frees its name within
-/// about 100 ms; a container that vanished is recreated on the first retry.
-const RETRY_WAITS: [Duration; 3] = [
-    Duration::from_millis(250),
-    Duration::from_millis(500),
-    Duration::from_secs(1),
+/// about 100 ms (`docker rm -f`: die, then destroy), and a container deleted by hand should be
+/// back as fast as `watch` would bring it back from the destroy event; a container that
+/// vanished is recreated on the first retry.
+const RETRY_WAITS: [Duration; 4] = [
+    Duration::from_millis(100),
+    Duration::from_millis(200),
+    Duration::from_millis(400),
+    Duration::from_millis(800),
 ];
 
 /// Plan again, from a fresh observation, the actions the engine showed were planned from a

@@ -29,7 +29,7 @@ use crate::state::State;
 
 /// A burst of events is over when the engine has been quiet this long. No longer wait is
 /// needed for `docker rm -f` (die, then destroy ~100 ms later): in between, the container is
-/// `removing`, and the pass creates it again once the engine has freed its name.
+/// `removing`, which the planner leaves for the pass after the destroy.
 const QUIET: Duration = Duration::from_millis(20);
 /// A steady stream of events delays a pass by at most this much.
 const MAX_BATCH: Duration = Duration::from_secs(1);
@@ -47,7 +47,10 @@ const RECONNECT: Policy = Policy {
 
 pub async fn run(settings: &Settings, args: WatchArgs) -> Result<Outcome> {
     let mut state = settings.load_state()?;
-    let options = args.pass.options(settings.audit_path.clone());
+    let options = crate::cmd::PassOptions {
+        await_removals: false,
+        ..args.pass.options(settings.audit_path.clone())
+    };
     let mut shutdown = Shutdown::install()?;
     let mut health = Health::default();
     let metrics = match args.metrics_listen {
