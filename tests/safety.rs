@@ -77,6 +77,38 @@ fn overlapping_passes_take_turns_and_both_end_in_sync() {
 }
 
 #[test]
+fn a_pass_that_waits_for_the_lock_in_vain_exits_2_and_changes_nothing() {
+    let sb = Sandbox::new();
+    sb.run("web", &[], &[]);
+    sb.snapshot(&[]);
+    docker(&["rm", "-f", &sb.name("web")]);
+    // Another process holds the state file's lock (as a long pass would) for the whole test.
+    let lock = sb.state_path().with_extension("lock");
+    let mut holder = std::process::Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "60"])
+        .spawn()
+        .expect("run flock (util-linux)");
+    crate::util::watch::eventually(Duration::from_secs(10), "flock holds the lock", || {
+        let free = std::process::Command::new("flock")
+            .args(["-n"])
+            .arg(&lock)
+            .arg("true")
+            .status()
+            .expect("run flock");
+        !free.success()
+    });
+
+    let (code, stdout, stderr) = sb.gl(&["--lock-timeout", "1s", "enforce"]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(stderr.contains("still holds"), "{stderr}");
+    assert!(stderr.contains("raise --lock-timeout (now 1s)"), "{stderr}");
+    assert!(!sb.exists("web"), "a pass acted without the lock");
+}
+
+#[test]
 fn guestlist_running_in_a_container_in_its_scope_never_removes_that_container() {
     let sb = Sandbox::new();
     sb.run("kept", &[], &[]);
