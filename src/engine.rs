@@ -22,7 +22,7 @@ use hyper::body::Bytes;
 use serde_json::Value;
 
 use crate::rules::Scope;
-use crate::spec::EngineDefaults;
+use crate::spec::{EngineDefaults, EngineKind};
 use crate::state::EngineInfo;
 
 /// Where the engine listens when neither `--host` nor `DOCKER_HOST` says otherwise.
@@ -88,27 +88,29 @@ pub async fn connect(endpoint: &str, timeout: Duration) -> Result<Engine> {
         .cgroup_version
         .as_ref()
         .is_some_and(|v| serde_json::to_value(v).ok() == Some(Value::from("2")));
-    let kind = version
+    // Podman names itself among the components ("Podman Engine"); Docker says "Engine".
+    let podman = version
         .components
-        .as_ref()
-        .and_then(|c| c.first())
-        .map(|c| c.name.clone())
-        .unwrap_or_else(|| "Docker".into());
+        .iter()
+        .flatten()
+        .any(|c| c.name.contains("Podman"));
+    let kind = if podman {
+        EngineKind::Podman
+    } else {
+        EngineKind::Docker
+    };
     Ok(Engine {
         docker,
         info: EngineInfo {
             endpoint: endpoint.to_string(),
             id: system.id.unwrap_or_default(),
-            kind: if kind == "Engine" {
-                "Docker".into()
-            } else {
-                kind
-            },
+            kind: format!("{kind:?}"),
             version: version.version.unwrap_or_default(),
             api_version: version.api_version.unwrap_or_default(),
             hostname: system.name.unwrap_or_default(),
         },
         defaults: EngineDefaults {
+            kind,
             runtime: system.default_runtime.unwrap_or_else(|| "runc".into()),
             log_driver: system.logging_driver.unwrap_or_else(|| "json-file".into()),
             cgroupns_mode: if cgroup_v2 { "private" } else { "host" }.into(),

@@ -13,6 +13,7 @@ mod log;
 mod metrics;
 mod observe;
 mod plan;
+mod podman;
 mod report;
 mod rules;
 mod spec;

@@ -50,10 +50,19 @@ pub struct AnonymousVolume {
     pub read_only: bool,
 }
 
+/// Which engine answers: Podman reports some configuration in its own way (`podman.rs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum EngineKind {
+    #[default]
+    Docker,
+    Podman,
+}
+
 /// The engine-wide defaults a container gets without asking; recorded values equal to these are
 /// dropped so a record never pins today's daemon configuration.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EngineDefaults {
+    pub kind: EngineKind,
     pub runtime: String,
     pub log_driver: String,
     /// `host` on cgroup v1, `private` on cgroup v2.
@@ -104,6 +113,9 @@ pub fn capture(inspect: &Value, ctx: &CaptureContext<'_>) -> Result<ContainerSpe
     let image_id = inspect["Image"].as_str().unwrap_or_default().to_string();
     let mut config = object(&inspect["Config"]);
     let mut host = object(&inspect["HostConfig"]);
+    if ctx.defaults.kind == EngineKind::Podman {
+        crate::podman::normalize(&mut config, &mut host, ctx.image_config);
+    }
     let image = config
         .get("Image")
         .and_then(Value::as_str)
@@ -136,7 +148,10 @@ pub fn capture(inspect: &Value, ctx: &CaptureContext<'_>) -> Result<ContainerSpe
     for key in HOST_INSTANCE_FIELDS {
         host.remove(*key);
     }
-    strip_zero(&mut host, HOST_KEEP_ZERO);
+    match ctx.defaults.kind {
+        EngineKind::Docker => strip_zero(&mut host, HOST_KEEP_ZERO),
+        EngineKind::Podman => strip_zero(&mut host, &[HOST_KEEP_ZERO, &["PidsLimit"]].concat()),
+    }
 
     let name = inspect["Name"]
         .as_str()
@@ -275,12 +290,13 @@ fn strip_daemon_defaults(host: &mut Map<String, Value>, defaults: &EngineDefault
     if memory > 0 && host.get("MemorySwap").and_then(Value::as_i64) == Some(memory * 2) {
         host.remove("MemorySwap");
     }
-    // 0 and -1 both mean "no pids limit".
-    if host
+    // 0 and -1 both mean "no pids limit" to Docker. To Podman they are choices: without one
+    // it applies its own default limit (2048).
+    let unlimited = host
         .get("PidsLimit")
         .and_then(Value::as_i64)
-        .is_some_and(|l| l <= 0)
-    {
+        .is_some_and(|l| l <= 0);
+    if unlimited && defaults.kind == EngineKind::Docker {
         host.remove("PidsLimit");
     }
 }
@@ -685,6 +701,7 @@ mod tests {
 
     fn defaults() -> EngineDefaults {
         EngineDefaults {
+            kind: EngineKind::Docker,
             runtime: "runc".into(),
             log_driver: "json-file".into(),
             cgroupns_mode: "host".into(),

@@ -12,6 +12,8 @@ use crate::util::Sandbox;
 /// docker CLI sends where an API request leaves null (same meaning); anonymous volumes that
 /// guestlist mounts by name, which the engine then shows with the SELinux mode `z` (a no-op
 /// without SELinux; the top-level `Mounts` still compares their names, places and RW).
+/// Podman also puts its own hostname into the environment, and lists anonymous volumes among
+/// the binds with options in the order it happened to mount them.
 pub fn configuration(inspect: &Value) -> Value {
     let id = inspect["Id"].as_str().expect("Id");
     let short = &id[..12];
@@ -19,7 +21,25 @@ pub fn configuration(inspect: &Value) -> Value {
     if config["Hostname"] == json!(short) {
         config["Hostname"] = json!("<its own id>");
     }
+    if let Some(env) = config["Env"].as_array_mut() {
+        for variable in env.iter_mut() {
+            if *variable == json!(format!("HOSTNAME={short}")) {
+                *variable = json!("HOSTNAME=<its own id>");
+            }
+        }
+    }
     let mut host = inspect["HostConfig"].clone();
+    if let Some(binds) = host["Binds"].as_array_mut() {
+        binds.retain(|b| {
+            let source = b
+                .as_str()
+                .unwrap_or_default()
+                .split(':')
+                .next()
+                .unwrap_or_default();
+            !(source.len() == 64 && source.bytes().all(|b| b.is_ascii_hexdigit()))
+        });
+    }
     for value in host.as_object_mut().expect("HostConfig").values_mut() {
         let empty = value.as_array().is_some_and(Vec::is_empty)
             || value.as_object().is_some_and(Map::is_empty);

@@ -38,6 +38,37 @@ pub fn docker_output(args: &[&str]) -> Output {
         .expect("cannot run the docker CLI: is it installed? (.ci/provision installs it)")
 }
 
+/// Whether the engine under test is Podman, through its Docker-compatible API.
+pub fn podman() -> bool {
+    static PODMAN: OnceLock<bool> = OnceLock::new();
+    *PODMAN.get_or_init(|| {
+        docker(&[
+            "version",
+            "--format",
+            "{{range .Server.Components}}{{.Name}};{{end}}",
+        ])
+        .contains("Podman")
+    })
+}
+
+/// `docker run` options every test container needs on this engine, unless `options` set them.
+/// Podman raises the open-files and process limits of a container to its own defaults, which
+/// this sandbox (no CAP_SYS_RESOURCE) cannot grant: its containers get limits it can.
+pub fn engine_options(options: &[&str]) -> Vec<&'static str> {
+    if !podman() {
+        return Vec::new();
+    }
+    let given = |name: &str| options.iter().any(|o| o.starts_with(name));
+    let mut extra = Vec::new();
+    if !given("nofile=") {
+        extra.extend(["--ulimit", "nofile=20000:20000"]);
+    }
+    if !given("nproc=") {
+        extra.extend(["--ulimit", "nproc=20000:20000"]);
+    }
+    extra
+}
+
 /// The engine's unix socket on this machine.
 pub fn engine_socket() -> String {
     std::env::var("DOCKER_HOST")
@@ -110,6 +141,7 @@ impl Sandbox {
         let label = format!("{LABEL}={}", self.prefix);
         let image = image::test_image();
         let mut args = vec!["run", "-d", "--name", &name, "--label", &label];
+        args.extend(engine_options(options));
         args.extend_from_slice(options);
         args.push(&image);
         args.extend_from_slice(command);
@@ -120,7 +152,10 @@ impl Sandbox {
     pub fn run_image(&self, short: &str, image: &str) -> String {
         let name = self.name(short);
         let label = format!("{LABEL}={}", self.prefix);
-        docker(&["run", "-d", "--name", &name, "--label", &label, image])
+        let mut args = vec!["run", "-d", "--name", &name, "--label", &label];
+        args.extend(engine_options(&[]));
+        args.push(image);
+        docker(&args)
     }
 
     /// An image of this sandbox's own (`<prefix>-<short>`), removed on drop. Each call makes a
