@@ -55,6 +55,8 @@ fn normalize_config(config: &mut Map<String, Value>, image: &Value) {
                 || (e == "HOME=/root" && root && !image_sets("HOME"));
             !podmans
         });
+        // Podman keeps the environment as a map and lists it in no stable order.
+        env.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
     }
     // Podman writes the default signal as a number, where Docker leaves it unset.
     let default_signal = matches!(
@@ -200,7 +202,7 @@ mod tests {
     #[test]
     fn what_the_user_set_survives_in_dockers_spelling() {
         let mut config = map(json!({
-            "Env": ["TERM=vt100", "HOME=/srv"], "StopSignal": "10", "StopTimeout": 5,
+            "Env": ["HOME=/srv", "TERM=vt100"], "StopSignal": "10", "StopTimeout": 5,
             "WorkingDir": "/app", "User": "nobody"
         }));
         let mut host = map(json!({
@@ -234,7 +236,7 @@ mod tests {
         let image = json!({"Env": ["TERM=xterm", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
                            "StopSignal": "15", "WorkingDir": "/"});
         let mut config = map(json!({
-            "Env": ["TERM=xterm", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
             "StopSignal": "15", "WorkingDir": "/"
         }));
         let before = config.clone();

@@ -27,6 +27,10 @@ pub fn configuration(inspect: &Value) -> Value {
                 *variable = json!("HOSTNAME=<its own id>");
             }
         }
+        // Podman keeps the environment as a map and lists it in no stable order.
+        if env.contains(&json!("container=podman")) {
+            env.sort_by_key(|v| v.as_str().unwrap_or_default().to_string());
+        }
     }
     let mut host = inspect["HostConfig"].clone();
     if let Some(binds) = host["Binds"].as_array_mut() {
