@@ -201,8 +201,10 @@ impl Run<'_> {
         let temporary = format!("{}{REPLACEMENT_SUFFIX}", new.name);
         let permit = self.permit().await;
         let new_id = create(engine, &temporary, new.spec, new.image).await?;
+        let mut was_running = false;
         let removed = async {
             if let Some(inspect) = engine.inspect_exact(old_id).await? {
+                was_running = inspect["State"]["Running"].as_bool().unwrap_or(false);
                 self.options
                     .audit
                     .removing(action, old_id, inspect)
@@ -215,6 +217,11 @@ impl Run<'_> {
         };
         if let Err(e) = removed.await {
             engine.remove(&new_id).await.ok();
+            // Stopped for a removal the engine then refused (Podman keeps a container that
+            // others share a namespace with): it was running, so it runs again.
+            if was_running {
+                engine.start(old_id).await.ok();
+            }
             return Err(e);
         }
         let _permit = self.permit().await;

@@ -12,6 +12,8 @@
 
 use serde_json::{Map, Value};
 
+/// Podman's default network, where Docker's is `bridge`.
+const DEFAULT_NETWORK: &str = "podman";
 /// The PATH Podman gives a container whose image sets none.
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// Podman's `/dev/shm` size (64000k), where Docker's is 64 MiB.
@@ -23,16 +25,32 @@ const DEFAULT_MOUNT_OPTIONS: [&str; 3] = ["rw", "rprivate", "rbind"];
 /// Further options Podman adds to volumes and tmpfs, never to a bind of a host path.
 const DEFAULT_VOLUME_OPTIONS: [&str; 4] = ["nosuid", "nodev", "exec", "tmpcopyup"];
 
-/// Rewrite Podman's report of `Config` and `HostConfig` into Docker's shape. `image` is the
-/// image's `Config`, when the image is present.
+/// Rewrite Podman's report of `Config` and `HostConfig` into Docker's shape. `networks` are the
+/// inspect's `NetworkSettings.Networks`; `image` is the image's `Config`, when it is present.
 pub fn normalize(
     config: &mut Map<String, Value>,
     host: &mut Map<String, Value>,
+    networks: &Value,
     image: Option<&Value>,
 ) {
     let image = image.unwrap_or(&Value::Null);
     normalize_config(config, image);
     normalize_host(host);
+    name_the_network(host, networks);
+}
+
+/// Podman says "bridge" whatever the network; Docker names the one the container was created
+/// on. Any one of them will do: the others are connected before the start.
+fn name_the_network(host: &mut Map<String, Value>, networks: &Value) {
+    let names: Vec<&String> = networks
+        .as_object()
+        .map(|n| n.keys().collect())
+        .unwrap_or_default();
+    let on_user_networks = !names.is_empty() && !names.iter().any(|n| *n == DEFAULT_NETWORK);
+    let bridge = host.get("NetworkMode").and_then(Value::as_str) == Some("bridge");
+    if let (true, true, Some(first)) = (bridge, on_user_networks, names.iter().min()) {
+        host.insert("NetworkMode".into(), Value::String((*first).clone()));
+    }
 }
 
 fn normalize_config(config: &mut Map<String, Value>, image: &Value) {
@@ -93,6 +111,15 @@ fn normalize_host(host: &mut Map<String, Value>) {
     if host.get("ShmSize").and_then(Value::as_u64) == Some(DEFAULT_SHM_SIZE) {
         host.remove("ShmSize");
     }
+    // `--cpus` reads back as NanoCpus and as the period and quota it became; sent back together
+    // they conflict.
+    let nano = host.get("NanoCpus").and_then(Value::as_i64).unwrap_or(0);
+    let period = host.get("CpuPeriod").and_then(Value::as_i64).unwrap_or(0);
+    let quota = host.get("CpuQuota").and_then(Value::as_i64).unwrap_or(0);
+    if nano > 0 && period > 0 && quota == nano * period / 1_000_000_000 {
+        host.remove("CpuPeriod");
+        host.remove("CpuQuota");
+    }
     // Unset reads 0 or -1.
     if matches!(
         host.get("MemorySwappiness").and_then(Value::as_i64),
@@ -123,6 +150,15 @@ fn normalize_host(host: &mut Map<String, Value>) {
     // The image's exposed ports, listed as bindings to nothing.
     if let Some(Value::Object(bindings)) = host.get_mut("PortBindings") {
         bindings.retain(|_, b| !b.is_null());
+    }
+    // A device's permissions read back empty, which it refuses at create: `rwm` is the default
+    // (the snapshot says that a chosen one cannot be seen).
+    if let Some(Value::Array(devices)) = host.get_mut("Devices") {
+        for device in devices.iter_mut() {
+            if device["CgroupPermissions"] == "" {
+                device["CgroupPermissions"] = Value::String("rwm".into());
+            }
+        }
     }
     if let Some(Value::Array(binds)) = host.get_mut("Binds") {
         for bind in binds.iter_mut() {
@@ -188,7 +224,12 @@ mod tests {
             "CapDrop": ["AUDIT_WRITE", "MKNOD", "NET_RAW"],
             "PortBindings": {"7000/tcp": null}
         }));
-        normalize(&mut config, &mut host, Some(&json!({"Env": null})));
+        normalize(
+            &mut config,
+            &mut host,
+            &json!({"podman": {}}),
+            Some(&json!({"Env": null})),
+        );
         assert_eq!(
             Value::Object(config),
             json!({"Hostname": "9de49db044ed", "Env": ["FOO=bar"], "User": ""})
@@ -207,6 +248,7 @@ mod tests {
         }));
         let mut host = map(json!({
             "IpcMode": "private", "MemorySwappiness": 60,
+            "NanoCpus": 1500000000, "CpuPeriod": 100000, "CpuQuota": 150000,
             "LogConfig": {"Type": "json-file", "Config": {"max-size": "1m"}},
             "CapDrop": ["AUDIT_WRITE", "CHOWN", "MKNOD", "NET_RAW"],
             "Ulimits": [{"Name": "RLIMIT_NOFILE", "Hard": 2048, "Soft": 1024}],
@@ -216,12 +258,17 @@ mod tests {
             "Tmpfs": {"/run": "size=1m,rw,rprivate,nosuid,nodev,tmpcopyup"}
         }));
         let before = config.clone();
-        normalize(&mut config, &mut host, Some(&json!({"Env": ["PATH=/bin"]})));
+        normalize(
+            &mut config,
+            &mut host,
+            &Value::Null,
+            Some(&json!({"Env": ["PATH=/bin"]})),
+        );
         assert_eq!(config, before);
         assert_eq!(
             Value::Object(host),
             json!({
-                "IpcMode": "private", "MemorySwappiness": 60,
+                "IpcMode": "private", "MemorySwappiness": 60, "NanoCpus": 1500000000,
                 "LogConfig": {"Type": "json-file", "Config": {"max-size": "1m"}},
                 "CapDrop": ["CHOWN"],
                 "Ulimits": [{"Name": "nofile", "Hard": 2048, "Soft": 1024}],
@@ -240,10 +287,26 @@ mod tests {
             "StopSignal": "15", "WorkingDir": "/"
         }));
         let before = config.clone();
-        normalize(&mut config, &mut Map::new(), Some(&image));
+        normalize(&mut config, &mut Map::new(), &Value::Null, Some(&image));
         assert_eq!(
             config, before,
             "the image's values are subtracted as the image's"
         );
+    }
+
+    #[test]
+    fn a_container_on_user_networks_is_created_on_one_of_them() {
+        let mut host = map(json!({"NetworkMode": "bridge"}));
+        let networks = json!({"front": {}, "back": {}});
+        normalize(&mut Map::new(), &mut host, &networks, None);
+        assert_eq!(host["NetworkMode"], "back");
+        let mut host = map(json!({"NetworkMode": "bridge"}));
+        normalize(
+            &mut Map::new(),
+            &mut host,
+            &json!({"podman": {}, "back": {}}),
+            None,
+        );
+        assert_eq!(host["NetworkMode"], "bridge", "on the default network");
     }
 }

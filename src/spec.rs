@@ -114,7 +114,8 @@ pub fn capture(inspect: &Value, ctx: &CaptureContext<'_>) -> Result<ContainerSpe
     let mut config = object(&inspect["Config"]);
     let mut host = object(&inspect["HostConfig"]);
     if ctx.defaults.kind == EngineKind::Podman {
-        crate::podman::normalize(&mut config, &mut host, ctx.image_config);
+        let networks = &inspect["NetworkSettings"]["Networks"];
+        crate::podman::normalize(&mut config, &mut host, networks, ctx.image_config);
     }
     let image = config
         .get("Image")
@@ -157,7 +158,16 @@ pub fn capture(inspect: &Value, ctx: &CaptureContext<'_>) -> Result<ContainerSpe
         .as_str()
         .unwrap_or_default()
         .trim_start_matches('/');
-    let networks = capture_networks(&inspect["NetworkSettings"]["Networks"], short_id, name);
+    // In another container's network namespace a container has no networks of its own (Docker
+    // lists none, Podman lists the owner's, with the owner's id as an alias).
+    let shares_network = host
+        .get("NetworkMode")
+        .and_then(Value::as_str)
+        .is_some_and(|m| m.starts_with("container:"));
+    let networks = match shares_network {
+        true => BTreeMap::new(),
+        false => capture_networks(&inspect["NetworkSettings"]["Networks"], short_id, name),
+    };
     Ok(ContainerSpec {
         image,
         image_id,

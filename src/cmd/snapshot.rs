@@ -121,9 +121,13 @@ fn recorded<'a>(
     entries: impl Iterator<Item = &'a Entry>,
 ) -> String {
     let mut out = String::new();
+    let podman = state.engine.kind == "Podman";
     for e in entries {
         let how = if e.running { "running" } else { "stopped" };
         out += &format!("recorded {} (image {}, {how})\n", e.name, e.spec.image);
+        if podman {
+            out += &unreported_by_podman(e);
+        }
     }
     let scope = match state.scope.is_empty() {
         true => "the whole host".to_string(),
@@ -140,5 +144,31 @@ fn recorded<'a>(
         state.containers.len(),
         state.allow.len()
     );
+    out
+}
+
+/// Podman 4.3 does not report the address a container asked for (`--ip`) nor the permissions
+/// of its devices, so neither can be recorded: say so where it matters.
+fn unreported_by_podman(entry: &Entry) -> String {
+    let name = &entry.name;
+    let mut out = String::new();
+    for network in entry.spec.networks.keys().filter(|n| *n != "podman") {
+        out += &format!(
+            "  note: Podman does not report whether {name}'s address on {network} was chosen \
+             with --ip: if {name} is recreated, it gets an address from the network's pool\n"
+        );
+    }
+    let devices = entry
+        .spec
+        .host_config
+        .get("Devices")
+        .and_then(|d| d.as_array());
+    for device in devices.into_iter().flatten() {
+        let path = device["PathOnHost"].as_str().unwrap_or_default();
+        out += &format!(
+            "  note: Podman does not report the permissions of {name}'s device {path}: if \
+             {name} is recreated, it gets rwm\n"
+        );
+    }
     out
 }

@@ -69,6 +69,21 @@ pub fn engine_options(options: &[&str]) -> Vec<&'static str> {
     extra
 }
 
+/// Run Podman's own CLI (rootful, the store the API socket serves); panic when it fails.
+fn podman_cli(args: &[&str]) -> String {
+    let out = Command::new("podman")
+        .args(args)
+        .output()
+        .expect("cannot run podman");
+    assert!(
+        out.status.success(),
+        "podman {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// The engine's unix socket on this machine.
 pub fn engine_socket() -> String {
     std::env::var("DOCKER_HOST")
@@ -145,6 +160,11 @@ impl Sandbox {
         args.extend_from_slice(options);
         args.push(&image);
         args.extend_from_slice(command);
+        if podman() && options.contains(&"--device") {
+            // The docker CLI parses --device only knowing the server's OS, which Podman's API
+            // does not tell it; Podman's own CLI creates the same container in the same store.
+            return podman_cli(&args);
+        }
         docker(&args)
     }
 
@@ -384,9 +404,17 @@ impl Drop for Sandbox {
                     .filter(|n| is_anonymous(n))
                     .map(String::from),
             );
-            let mut args = vec!["rm", "-f", "-v"];
-            args.extend(ids.lines());
-            let _ = docker_output(&args);
+            // Podman removes no container while another shares a namespace with it: what is
+            // left after a first round goes in a second.
+            for _ in 0..3 {
+                let left = docker(&["ps", "-aq", "--filter", &filter]);
+                if left.is_empty() {
+                    break;
+                }
+                let mut args = vec!["rm", "-f", "-v"];
+                args.extend(left.lines());
+                let _ = docker_output(&args);
+            }
         }
         for network in self.networks.borrow().iter() {
             let _ = docker_output(&["network", "rm", network]);
