@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerCreateBody, EndpointSettings, NetworkConnectRequest};
 use bollard::query_parameters::{
@@ -48,9 +48,10 @@ pub struct Event {
 }
 
 /// Container events that can change what a pass would do. Everything else (exec, attach,
-/// health status, ...) is noise that would only cost passes.
-const RELEVANT_EVENTS: [&str; 9] = [
-    "create", "start", "die", "stop", "destroy", "rename", "update", "pause", "unpause",
+/// health status, ...) is noise that would only cost passes. Podman says `remove` where Docker
+/// says `destroy`.
+const RELEVANT_EVENTS: [&str; 10] = [
+    "create", "start", "die", "stop", "destroy", "remove", "rename", "update", "pause", "unpause",
 ];
 
 /// A container as the list call shows it.
@@ -63,6 +64,62 @@ pub struct Listed {
     pub image_id: String,
     pub status: String,
     pub labels: HashMap<String, String>,
+}
+
+/// The engine's answer to a GET of ours.
+enum Answer {
+    Found(Value),
+    /// 404: no such thing.
+    Absent,
+    /// An endpoint our plain client cannot speak to (TLS, ssh): ask through bollard instead.
+    Unspoken,
+}
+
+/// A container as the list call sends it; everything else it sends is left unread.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Summary {
+    id: String,
+    #[serde(default)]
+    names: Vec<String>,
+    #[serde(default)]
+    image: String,
+    #[serde(rename = "ImageID", default)]
+    image_id: String,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    labels: Option<HashMap<String, String>>,
+}
+
+impl From<Summary> for Listed {
+    fn from(c: Summary) -> Listed {
+        Listed {
+            // A container's own name is the one entry without a second slash; the others are
+            // legacy link aliases (`/app/db`).
+            name: c
+                .names
+                .iter()
+                .find(|n| n.matches('/').count() == 1)
+                .map(|n| n.trim_start_matches('/').to_string())
+                .unwrap_or_default(),
+            id: c.id,
+            image: c.image,
+            image_id: c.image_id,
+            status: state_word(&c.state).to_string(),
+            labels: c.labels.unwrap_or_default(),
+        }
+    }
+}
+
+/// The engine's word for a container's state in Docker's vocabulary: Podman's compatible API
+/// lets some of its own through (`stopped` for exited, `configured` for created).
+pub fn state_word(state: &str) -> &str {
+    match state {
+        "stopped" => "exited",
+        "configured" | "initialized" => "created",
+        other => other,
+    }
 }
 
 /// An image's id and its `Config` as JSON.
@@ -128,9 +185,17 @@ pub fn is_not_found(err: &anyhow::Error) -> bool {
 }
 
 /// Whether `err` is the engine refusing because of a conflict (a name in use, a removal already
-/// in progress).
+/// in progress). Podman 4.3 answers a name in use with 500 and says so.
 pub fn is_conflict(err: &anyhow::Error) -> bool {
     status(err) == Some(409)
+        || err
+            .chain()
+            .any(|cause| match cause.downcast_ref::<BollardError>() {
+                Some(BollardError::DockerResponseServerError { message, .. }) => {
+                    message.contains("that name is already in use")
+                }
+                _ => false,
+            })
 }
 
 fn status(err: &anyhow::Error) -> Option<u16> {
@@ -169,37 +234,44 @@ impl Engine {
 
     /// Every container in `scope` (label filters applied by the engine), running or not.
     pub async fn list(&self, scope: &Scope) -> Result<Vec<Listed>> {
+        let context = || format!("cannot list containers at {}", self.endpoint());
+        let filters = serde_json::to_string(&scope_filter(scope))?;
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("all", "true")
+            .append_pair("filters", &filters)
+            .finish();
+        let path = format!("/containers/json?{query}");
+        let listed: Vec<Summary> = match self.get_json(&path).await.with_context(context)? {
+            Answer::Found(json) => serde_json::from_value(json).with_context(context)?,
+            Answer::Absent => bail!("{}: the engine answered 404", context()),
+            Answer::Unspoken => return self.list_typed(scope).await.with_context(context),
+        };
+        Ok(listed.into_iter().map(Listed::from).collect())
+    }
+
+    /// The list through bollard's typed model, for endpoints `get_json` cannot speak to.
+    async fn list_typed(&self, scope: &Scope) -> Result<Vec<Listed>> {
         let filters = scope_filter(scope);
         let options = ListContainersOptionsBuilder::default()
             .all(true)
             .filters(&filters)
             .build();
-        let listed = self
-            .docker
-            .list_containers(Some(options))
-            .await
-            .with_context(|| format!("cannot list containers at {}", self.endpoint()))?;
+        let listed = self.docker.list_containers(Some(options)).await?;
         Ok(listed
             .into_iter()
-            .map(|c| Listed {
-                id: c.id.unwrap_or_default(),
-                // A container's own name is the one entry without a second slash; the others
-                // are legacy link aliases (`/app/db`).
-                name: c
-                    .names
-                    .unwrap_or_default()
-                    .iter()
-                    .find(|n| n.matches('/').count() == 1)
-                    .map(|n| n.trim_start_matches('/').to_string())
-                    .unwrap_or_default(),
-                image: c.image.unwrap_or_default(),
-                image_id: c.image_id.unwrap_or_default(),
-                status: c
-                    .state
-                    .and_then(|s| serde_json::to_value(s).ok())
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default(),
-                labels: c.labels.unwrap_or_default(),
+            .map(|c| {
+                Listed::from(Summary {
+                    id: c.id.unwrap_or_default(),
+                    names: c.names.unwrap_or_default(),
+                    image: c.image.unwrap_or_default(),
+                    image_id: c.image_id.unwrap_or_default(),
+                    state: c
+                        .state
+                        .and_then(|s| serde_json::to_value(s).ok())
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default(),
+                    labels: c.labels,
+                })
             })
             .collect())
     }
@@ -236,36 +308,40 @@ impl Engine {
         })
     }
 
-    /// `docker inspect` of one container as JSON; `None` if it no longer exists.
-    pub async fn inspect(&self, id: &str) -> Result<Option<Value>> {
-        let found = absent_as_none(self.docker.inspect_container(id, None).await)
-            .with_context(|| format!("cannot inspect container {id}"))?;
-        Ok(found.map(serde_json::to_value).transpose()?)
-    }
-
     /// `docker inspect` of one container exactly as the engine sent it, every field included:
-    /// bollard's typed model drops those its schema no longer has (the legacy top-level
-    /// `NetworkSettings` addresses, `KernelMemory`, ...) and all nulls. This is what the audit
-    /// log keeps, where "as it was" must mean all of it. `None` if it no longer exists.
-    pub async fn inspect_exact(&self, id: &str) -> Result<Option<Value>> {
+    /// bollard's typed model would drop the fields its schema no longer has (the legacy
+    /// top-level `NetworkSettings` addresses, `KernelMemory`, ...) and all nulls, and fail on a
+    /// state word it does not know (Podman's `stopped`). The audit log keeps this, where "as it
+    /// was" must mean all of it. `None` if it no longer exists.
+    pub async fn inspect(&self, id: &str) -> Result<Option<Value>> {
         let context = || format!("cannot inspect container {id}");
-        let path = format!("/containers/{id}/json");
-        let Some((status, body)) = raw_get(self.endpoint(), &path)
+        match self
+            .get_json(&format!("/containers/{id}/json"))
             .await
             .with_context(context)?
-        else {
-            // An endpoint this plain client cannot speak to (TLS, ssh): the typed answer is
-            // the best there is.
-            return self.inspect(id).await;
+        {
+            Answer::Found(json) => Ok(Some(json)),
+            Answer::Absent => Ok(None),
+            Answer::Unspoken => {
+                let found = absent_as_none(self.docker.inspect_container(id, None).await)
+                    .with_context(context)?;
+                Ok(found.map(serde_json::to_value).transpose()?)
+            }
+        }
+    }
+
+    /// One GET answered with JSON, over a plain connection of our own (unix:// and tcp://).
+    async fn get_json(&self, path: &str) -> Result<Answer> {
+        let Some((status, body)) = raw_get(self.endpoint(), path).await? else {
+            return Ok(Answer::Unspoken);
         };
         match status {
-            200 => Ok(Some(serde_json::from_slice(&body).with_context(context)?)),
-            404 => Ok(None),
+            200 => Ok(Answer::Found(serde_json::from_slice(&body)?)),
+            404 => Ok(Answer::Absent),
             _ => Err(anyhow!(
                 "the engine answered {status}: {}",
                 String::from_utf8_lossy(&body).trim()
-            ))
-            .with_context(context),
+            )),
         }
     }
 

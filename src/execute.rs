@@ -122,7 +122,7 @@ impl Run<'_> {
         match action {
             Action::Remove { id, .. } => {
                 let permit = self.permit().await;
-                let Some(inspect) = engine.inspect_exact(id).await? else {
+                let Some(inspect) = engine.inspect(id).await? else {
                     return Ok(vec!["it was already gone".into()]);
                 };
                 self.options
@@ -203,7 +203,7 @@ impl Run<'_> {
         let new_id = create(engine, &temporary, new.spec, new.image).await?;
         let mut was_running = false;
         let removed = async {
-            if let Some(inspect) = engine.inspect_exact(old_id).await? {
+            if let Some(inspect) = engine.inspect(old_id).await? {
                 was_running = inspect["State"]["Running"].as_bool().unwrap_or(false);
                 self.options
                     .audit

@@ -202,6 +202,12 @@ fn compose_service(
             Some(other) if services.contains(&other) => json!(format!("service:{other}")),
             _ => value.clone(),
         };
+        // Only Podman records a pids limit of 0 (its own "no limit"); compose leaves a 0 out,
+        // and Podman then applies its default of 2048.
+        if key == "PidsLimit" && value.as_i64() == Some(0) {
+            cannot.push(field);
+            continue;
+        }
         let simple = COMPOSE_HOST.iter().find(|(k, _)| *k == key);
         if let Some((_, name)) = simple {
             service.insert((*name).into(), value.clone());

@@ -128,9 +128,7 @@ async fn inspect_and_capture(
         .with_context(|| format!("cannot read the configuration of {name}"))?;
     Ok(Some(Inspected {
         spec,
-        status: json["State"]["Status"]
-            .as_str()
-            .unwrap_or_default()
+        status: crate::engine::state_word(json["State"]["Status"].as_str().unwrap_or_default())
             .to_string(),
         last_run: last_run(&json),
     }))

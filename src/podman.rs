@@ -147,9 +147,13 @@ fn normalize_host(host: &mut Map<String, Value>) {
             }
         }
     }
-    // The image's exposed ports, listed as bindings to nothing.
+    // The image's exposed ports, listed as bindings to nothing; several bindings of one port
+    // in no stable order.
     if let Some(Value::Object(bindings)) = host.get_mut("PortBindings") {
         bindings.retain(|_, b| !b.is_null());
+        for list in bindings.values_mut().filter_map(Value::as_array_mut) {
+            list.sort_by_key(|b| (b["HostIp"].to_string(), b["HostPort"].to_string()));
+        }
     }
     // A device's permissions read back empty, which it refuses at create: `rwm` is the default
     // (the snapshot says that a chosen one cannot be seen).

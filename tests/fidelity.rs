@@ -12,8 +12,9 @@ use crate::util::Sandbox;
 /// docker CLI sends where an API request leaves null (same meaning); anonymous volumes that
 /// guestlist mounts by name, which the engine then shows with the SELinux mode `z` (a no-op
 /// without SELinux; the top-level `Mounts` still compares their names, places and RW).
-/// Podman also puts its own hostname into the environment, and lists anonymous volumes among
-/// the binds with options in the order it happened to mount them.
+/// Podman also puts its own hostname into the environment, lists anonymous volumes among the
+/// binds with options in the order it happened to mount them, and several bindings of one port
+/// in any order.
 pub fn configuration(inspect: &Value) -> Value {
     let id = inspect["Id"].as_str().expect("Id");
     let short = &id[..12];
@@ -33,6 +34,12 @@ pub fn configuration(inspect: &Value) -> Value {
         }
     }
     let mut host = inspect["HostConfig"].clone();
+    // Podman lists several bindings of one port in no stable order.
+    if let Some(bindings) = host["PortBindings"].as_object_mut() {
+        for list in bindings.values_mut().filter_map(Value::as_array_mut) {
+            list.sort_by_key(|b| (b["HostIp"].to_string(), b["HostPort"].to_string()));
+        }
+    }
     if let Some(binds) = host["Binds"].as_array_mut() {
         binds.retain(|b| {
             let source = b

@@ -65,11 +65,19 @@ fn snapshot_writes_a_private_state_file_under_xdg_data_home_and_refuses_to_overw
         serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
     assert_eq!(state["version"], 1);
     assert_eq!(state["scope"][0], sb.scope());
-    assert_eq!(state["engine"]["kind"], "Docker");
+    let kind = if crate::util::podman() {
+        "Podman"
+    } else {
+        "Docker"
+    };
+    assert_eq!(state["engine"]["kind"], kind);
     assert!(state["engine"]["api_version"]
         .as_str()
         .is_some_and(|v| !v.is_empty()));
-    assert_eq!(state["containers"][0]["spec"]["image"], "guestlist-test:1");
+    assert_eq!(
+        state["containers"][0]["spec"]["image"],
+        crate::util::image::as_reported("guestlist-test:1")
+    );
     assert!(state["containers"][0]["spec"]["image_id"]
         .as_str()
         .is_some_and(|i| i.starts_with("sha256:")));
@@ -84,8 +92,9 @@ fn snapshot_writes_a_private_state_file_under_xdg_data_home_and_refuses_to_overw
     let out = sb.expect(&["snapshot", "--scope", &sb.scope(), "--all", "--force"], 0);
     assert!(
         out.contains(&format!(
-            "recorded {} (image guestlist-test:1, stopped)",
-            sb.name("job")
+            "recorded {} (image {}, stopped)",
+            sb.name("job"),
+            crate::util::image::as_reported("guestlist-test:1")
         )),
         "{out}"
     );
@@ -112,13 +121,11 @@ fn drifted(sb: &Sandbox) -> String {
     sb.run("extra", &["-v", &volume, "--restart", "always"], &[]);
     sb.run("debug-tool", &[], &[]);
     let outsider = format!("{}-outsider", sb.prefix);
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &outsider,
-        &crate::util::image::test_image(),
-    ]);
+    let image = crate::util::image::test_image();
+    let mut args = vec!["run", "-d", "--name", &outsider];
+    args.extend(crate::util::engine_options(&[]));
+    args.push(&image);
+    docker(&args);
     outsider
 }
 
@@ -305,7 +312,8 @@ fn an_image_that_is_gone_fails_its_action_by_name_and_the_others_still_run() {
     docker(&["rmi", &tag]);
     let out = sb.expect(&["enforce"], 1);
     assert!(
-        out.contains(&format!("! {}", sb.name("lost"))) && out.contains(&format!("image {tag}")),
+        out.contains(&format!("! {}", sb.name("lost")))
+            && out.contains(&format!("image {}", crate::util::image::as_reported(&tag))),
         "{out}"
     );
     assert!(out.contains("is not present and cannot be pulled"), "{out}");
@@ -441,9 +449,15 @@ fn rich_pair(sb: &Sandbox, subnet: u8) -> (String, String) {
         &back,
         &sb.name("web"),
     ]);
+    // A pids limit of its own: without one Podman records 0, which compose cannot express.
     sb.run(
         "sidecar",
-        &["--network", &format!("container:{}", sb.name("web"))],
+        &[
+            "--network",
+            &format!("container:{}", sb.name("web")),
+            "--pids-limit",
+            "300",
+        ],
         &[],
     );
     sb.snapshot(&[]);
@@ -482,7 +496,9 @@ fn show_prints_commands_that_recreate_the_container_exactly() {
     let sb = Sandbox::new();
     let (web, sidecar) = rich_pair(&sb, 1);
     let script = sb.expect(&["show", &web, &sidecar], 0);
-    docker(&["rm", "-f", &sidecar, &web]);
+    // One after the other: Podman removes no container that another shares a namespace with.
+    docker(&["rm", "-f", &sidecar]);
+    docker(&["rm", "-f", &web]);
     let ran = std::process::Command::new("sh")
         .args(["-e", "-c", &script])
         .output()
@@ -510,7 +526,9 @@ fn show_prints_a_compose_file_that_compose_brings_up_exactly() {
     let file = sb.expect(&["show", "--format", "compose", &web, &sidecar], 0);
     let path = sb.dir().join("compose.yaml");
     std::fs::write(&path, &file).expect("write the compose file");
-    docker(&["rm", "-f", &sidecar, &web]);
+    // One after the other: Podman removes no container that another shares a namespace with.
+    docker(&["rm", "-f", &sidecar]);
+    docker(&["rm", "-f", &web]);
     let up = std::process::Command::new("docker-compose")
         .args(["-p", &sb.prefix, "-f"])
         .arg(&path)
@@ -523,4 +541,13 @@ fn show_prints_a_compose_file_that_compose_brings_up_exactly() {
         String::from_utf8_lossy(&up.stderr)
     );
     in_sync_after(&sb, &file);
+
+    if crate::util::podman() {
+        // No pids limit given: Podman records 0, which compose would leave out.
+        sb.run("plain", &[], &[]);
+        sb.expect(&["snapshot", &sb.name("plain")], 0);
+        let (code, _, stderr) = sb.gl(&["show", "--format", "compose", &sb.name("plain")]);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains("host_config.PidsLimit"), "{stderr}");
+    }
 }

@@ -91,7 +91,10 @@ fn containers_of_one_missing_image_resolve_it_once_and_pull_it_once() {
     assert_eq!(pulls, 1, "{seen:#?}");
     let by_reference = seen
         .iter()
-        .filter(|r| r.starts_with(&format!("GET /images/{tag}/json")))
+        .filter(|r| {
+            let reported = crate::util::image::as_reported(&tag);
+            r.starts_with(&format!("GET /images/{reported}/json"))
+        })
         .count();
     assert_eq!(by_reference, 1, "{seen:#?}");
 }

@@ -230,7 +230,11 @@ fn a_name_still_held_while_a_container_is_removed_is_retried_not_failed() {
         let create = method == "POST" && path.starts_with("/containers/create?");
         if create && path.contains(&name) && !blocked.swap(true, Ordering::SeqCst) {
             // Outside the scope, so guestlist does not see it; gone 400 ms later.
-            docker(&["create", "--name", &name, &crate::util::image::test_image()]);
+            let image = crate::util::image::test_image();
+            let mut args = vec!["create", "--name", &name];
+            args.extend(crate::util::engine_options(&[]));
+            args.push(&image);
+            docker(&args);
             let name = name.clone();
             std::thread::spawn(move || {
                 std::thread::sleep(Duration::from_millis(400));

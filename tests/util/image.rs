@@ -23,6 +23,15 @@ pub fn test_image() -> String {
         .clone()
 }
 
+/// An image reference as the engine reports it in `Config.Image`: Podman qualifies a short name
+/// with the registry it would pull from.
+pub fn as_reported(reference: &str) -> String {
+    match super::podman() && !reference.contains('/') {
+        true => format!("docker.io/library/{reference}"),
+        false => reference.to_string(),
+    }
+}
+
 /// Import the busybox image under `tag` with extra `--change` instructions; returns the tag.
 /// Each import makes a new image id, which the image-identity tests rely on.
 pub fn import(tag: &str, extra_changes: &[&str]) -> String {
