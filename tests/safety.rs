@@ -225,21 +225,29 @@ fn a_name_still_held_while_a_container_is_removed_is_retried_not_failed() {
     sb.snapshot(&[]);
     docker(&["rm", "-f", &sb.name("web")]);
     let name = sb.name("web");
-    let blocked = std::sync::atomic::AtomicBool::new(false);
+    // 0: waiting for guestlist's create; 1: the name was taken just before it reached the
+    // engine; 2: guestlist asked something after its create failed, and the name is freed.
+    let step = std::sync::atomic::AtomicU8::new(0);
     let proxy = HookProxy::start(&sb.dir().join("engine.sock"), move |method, path| {
         let create = method == "POST" && path.starts_with("/containers/create?");
-        if create && path.contains(&name) && !blocked.swap(true, Ordering::SeqCst) {
-            // Outside the scope, so guestlist does not see it; gone 400 ms later.
+        if create
+            && path.contains(&name)
+            && step
+                .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        {
+            // Outside the scope, so guestlist does not see it.
             let image = crate::util::image::test_image();
             let mut args = vec!["create", "--name", &name];
             args.extend(crate::util::engine_options(&[]));
             args.push(&image);
             docker(&args);
+        } else if step
+            .compare_exchange(1, 2, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
             let name = name.clone();
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(400));
-                docker(&["rm", "-f", &name]);
-            });
+            std::thread::spawn(move || docker(&["rm", "-f", &name]));
         }
         Verdict::Forward
     });
