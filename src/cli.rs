@@ -74,6 +74,11 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = crate::log::Format::Text)]
     pub log_format: crate::log::Format,
 
+    /// Use a state file taken on another kind of engine (Docker, Podman) than the one at
+    /// --host: what each reports of a container differs, so a pass may replace containers
+    #[arg(long, global = true)]
+    pub any_engine: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -58,6 +58,17 @@ pub enum EngineKind {
     Podman,
 }
 
+impl EngineKind {
+    /// The kind a state file names (`engine.kind`); `None` when it names none.
+    pub fn named(kind: &str) -> Option<EngineKind> {
+        match kind {
+            "" => None,
+            k if k.starts_with("Podman") => Some(EngineKind::Podman),
+            _ => Some(EngineKind::Docker),
+        }
+    }
+}
+
 /// The engine-wide defaults a container gets without asking; recorded values equal to these are
 /// dropped so a record never pins today's daemon configuration.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -150,6 +150,44 @@ fn a_state_file_another_user_could_write_is_refused_like_an_ssh_key() {
     sb.guestlist().arg("diff").assert().code(0);
 }
 
+#[test]
+fn a_state_file_from_another_kind_of_engine_is_refused_unless_asked() {
+    let sb = Sandbox::new();
+    sb.run("web", &[], &[]);
+    sb.snapshot(&[]);
+    let path = sb.state_path();
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("state")).expect("state JSON");
+    let (here, other) = match crate::util::podman() {
+        true => ("Podman", "Docker"),
+        false => ("Docker", "Podman"),
+    };
+    assert_eq!(state["engine"]["kind"], here);
+    state["engine"]["kind"] = other.into();
+    std::fs::write(&path, state.to_string()).expect("write state");
+
+    for command in [
+        &["diff"][..],
+        &["enforce"],
+        &["watch"],
+        &["snapshot", "web"],
+    ] {
+        sb.guestlist()
+            .args(command)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(format!(
+                "was taken on {other}, and the engine at"
+            )))
+            .stderr(predicate::str::contains(format!("is {here}")))
+            .stderr(predicate::str::contains("--any-engine"));
+    }
+    sb.guestlist()
+        .args(["--any-engine", "diff"])
+        .assert()
+        .code(0);
+}
+
 /// What `watch` logs in its first second against an engine that is not there (it logs that it
 /// watches, then that it reconnects): `args` go before `watch`.
 fn first_second_of_watch(sb: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> String {

@@ -26,6 +26,7 @@ use crate::audit;
 use crate::cli::{Cli, Command};
 use crate::engine::{self, Engine};
 use crate::lock::{self, Lock};
+use crate::spec::EngineKind;
 use crate::state::{self, LoadError, State};
 
 /// How a command ended, when it could run at all (could not run is an `Err`, exit 2).
@@ -90,6 +91,8 @@ pub struct Settings {
     pub audit_path: PathBuf,
     /// Where the lock and the restart history live; `None`: beside the state file.
     pub run_dir: Option<PathBuf>,
+    /// Use a state file taken on another kind of engine.
+    pub any_engine: bool,
 }
 
 impl Settings {
@@ -108,6 +111,7 @@ impl Settings {
             None => audit::default_path()?,
         };
         Ok(Settings {
+            any_engine: cli.any_engine,
             run_dir: cli.run_dir.clone(),
             audit_path,
             state_path,
@@ -173,6 +177,37 @@ impl Settings {
     pub async fn connect(&self, stop_timeout: Duration) -> Result<Engine> {
         let timeout = Duration::from_secs(120).max(stop_timeout + Duration::from_secs(60));
         engine::connect(&self.endpoint, timeout).await
+    }
+
+    /// Connect to the engine that `state` is to be used against: one of the kind it was taken
+    /// on, unless --any-engine. Docker and Podman report the same container differently (their
+    /// defaults, their default network), so a list taken on one would make a pass on the other
+    /// replace containers that are as they should be.
+    pub async fn connect_for(&self, state: &State, stop_timeout: Duration) -> Result<Engine> {
+        let engine = self.connect(stop_timeout).await?;
+        self.check_engine(state, &engine)?;
+        Ok(engine)
+    }
+
+    /// Refuse `engine` for `state` if it is of another kind than the one the state was taken
+    /// on (see `connect_for`).
+    pub fn check_engine(&self, state: &State, engine: &Engine) -> Result<()> {
+        let recorded = EngineKind::named(&state.engine.kind);
+        let here = engine.defaults.kind;
+        if self.any_engine || recorded.is_none_or(|kind| kind == here) {
+            return Ok(());
+        }
+        Err(anyhow::anyhow!(
+            "the state file {} was taken on {}, and the engine at {} is {here:?}",
+            self.state_path.display(),
+            state.engine.kind,
+            self.endpoint
+        ))
+        .context(Hint(
+            "take a snapshot against this engine (`guestlist snapshot --force`), or pass \
+             --any-engine to use the list anyway (a pass may then replace containers)"
+                .into(),
+        ))
     }
 }
 

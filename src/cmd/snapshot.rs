@@ -68,7 +68,9 @@ async fn named(settings: &Settings, args: SnapshotArgs) -> Result<Outcome> {
         }
         loaded => loaded?,
     };
-    let engine = settings.connect(std::time::Duration::ZERO).await?;
+    let engine = settings
+        .connect_for(&state, std::time::Duration::ZERO)
+        .await?;
     let wanted = args.names.iter().cloned().collect();
     let observed = observe::host(&engine, &state.scope, Capture::Named(&wanted)).await?;
     let mut entries = Vec::new();

@@ -67,6 +67,8 @@ pub async fn run(settings: &Settings, args: WatchArgs) -> Result<Outcome> {
     loop {
         let ended = match settings.connect(options.stop_timeout).await {
             Ok(engine) => {
+                // The wrong kind of engine is a mistake to fix, not an outage to wait out.
+                settings.check_engine(&state, &engine)?;
                 let mut session = Session {
                     engine: &engine,
                     settings,
