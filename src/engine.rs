@@ -28,6 +28,27 @@ use crate::state::EngineInfo;
 /// Where the engine listens when neither `--host` nor `DOCKER_HOST` says otherwise.
 pub const DEFAULT_ENDPOINT: &str = "unix:///var/run/docker.sock";
 
+/// The endpoint to use when neither `--host` nor `DOCKER_HOST` names one: Docker's socket if it
+/// exists, else Podman's (the user's own, then the system's), else Docker's, which the error
+/// then names. `exists` says whether a path exists.
+pub fn default_endpoint(xdg_runtime_dir: Option<&str>, exists: impl Fn(&str) -> bool) -> String {
+    let docker = DEFAULT_ENDPOINT.trim_start_matches("unix://");
+    let user_podman = xdg_runtime_dir.map(|dir| format!("{dir}/podman/podman.sock"));
+    let candidates = [
+        Some(docker.to_string()),
+        user_podman,
+        Some("/run/podman/podman.sock".into()),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|path| exists(path))
+        .map_or_else(
+            || DEFAULT_ENDPOINT.to_string(),
+            |path| format!("unix://{path}"),
+        )
+}
+
 /// A connected, answering engine.
 #[derive(Clone)]
 pub struct Engine {
@@ -487,4 +508,32 @@ where
         .to_bytes();
     driver.abort();
     Ok((status, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_host_docker_comes_first_then_the_users_podman_then_the_systems() {
+        let runtime = Some("/run/user/1000");
+        let docker = "/var/run/docker.sock";
+        let user = "/run/user/1000/podman/podman.sock";
+        let system = "/run/podman/podman.sock";
+        let with = |present: &[&str]| {
+            let present: Vec<String> = present.iter().map(|p| p.to_string()).collect();
+            move |p: &str| present.iter().any(|q| q == p)
+        };
+        let all = with(&[docker, user, system]);
+        assert_eq!(default_endpoint(runtime, all), DEFAULT_ENDPOINT);
+        let podmans = with(&[user, system]);
+        assert_eq!(default_endpoint(runtime, podmans), format!("unix://{user}"));
+        let system_only = with(&[system]);
+        assert_eq!(
+            default_endpoint(runtime, system_only),
+            format!("unix://{system}")
+        );
+        assert_eq!(default_endpoint(None, with(&[user])), DEFAULT_ENDPOINT);
+        assert_eq!(default_endpoint(runtime, with(&[])), DEFAULT_ENDPOINT);
+    }
 }

@@ -105,7 +105,12 @@ impl Settings {
             .host
             .clone()
             .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| engine::DEFAULT_ENDPOINT.to_string());
+            .unwrap_or_else(|| {
+                let runtime_dir = std::env::var("XDG_RUNTIME_DIR").ok();
+                engine::default_endpoint(runtime_dir.as_deref(), |p| {
+                    std::path::Path::new(p).exists()
+                })
+            });
         let audit_path = match &cli.audit_log {
             Some(path) => path.clone(),
             None => audit::default_path()?,
