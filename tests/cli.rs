@@ -155,16 +155,14 @@ fn a_state_file_from_another_kind_of_engine_is_refused_unless_asked() {
     let sb = Sandbox::new();
     sb.run("web", &[], &[]);
     sb.snapshot(&[]);
-    let path = sb.state_path();
-    let mut state: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&path).expect("state")).expect("state JSON");
     let (here, other) = match crate::util::podman() {
         true => ("Podman", "Docker"),
         false => ("Docker", "Podman"),
     };
-    assert_eq!(state["engine"]["kind"], here);
-    state["engine"]["kind"] = other.into();
-    std::fs::write(&path, state.to_string()).expect("write state");
+    sb.edit_state(|state| {
+        assert_eq!(state["engine"]["kind"], here);
+        state["engine"]["kind"] = other.into();
+    });
 
     for command in [
         &["diff"][..],

@@ -616,17 +616,15 @@ fn a_recreated_namespace_owner_takes_its_sharers_along() {
 /// Podman removes no container that another shares a namespace with, so an owner cannot be
 /// deleted under its sharer, nor replaced: the pass says why and leaves both running.
 fn podman_keeps_an_owner_its_sharers_need(sb: &Sandbox) {
-    let path = sb.state_path();
-    let mut state: Value =
-        serde_json::from_slice(&std::fs::read(&path).expect("state")).expect("state JSON");
-    let owner = state["containers"]
-        .as_array_mut()
-        .expect("containers")
-        .iter_mut()
-        .find(|c| c["name"] == json!(sb.name("owner")))
-        .expect("the owner's entry");
-    owner["spec"]["config"]["Env"] = json!(["CHANGED=1"]);
-    std::fs::write(&path, state.to_string()).expect("write state");
+    sb.edit_state(|state| {
+        let owner = state["containers"]
+            .as_array_mut()
+            .expect("containers")
+            .iter_mut()
+            .find(|c| c["name"] == json!(sb.name("owner")))
+            .expect("the owner's entry");
+        owner["spec"]["config"]["Env"] = json!(["CHANGED=1"]);
+    });
     let out = sb.expect(&["enforce"], 1);
     assert!(
         out.contains(&format!("! {}", sb.name("owner"))) && out.contains("dependent containers"),

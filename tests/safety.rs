@@ -148,12 +148,10 @@ fn an_empty_list_without_scope_removes_nothing_unless_the_limit_is_raised() {
     sb.run("bystander", &[], &[]);
     sb.snapshot(&[]);
     // The same file, allowing nothing on the whole host: every container is an extra.
-    let path = sb.state_path();
-    let mut state: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&path).expect("state")).expect("state JSON");
-    state["scope"] = serde_json::json!([]);
-    state["containers"] = serde_json::json!([]);
-    std::fs::write(&path, state.to_string()).expect("write state");
+    sb.edit_state(|state| {
+        state["scope"] = serde_json::json!([]);
+        state["containers"] = serde_json::json!([]);
+    });
     // Through a read-only view of the engine: if this test fails, it fails without removing
     // the other tests' containers.
     let proxy = HookProxy::read_only(&sb.dir().join("engine.sock"));

@@ -144,6 +144,15 @@ impl Sandbox {
         self.data.path().join("guestlist").join("state.json")
     }
 
+    /// Change the state file by hand, as an operator editing it would.
+    pub fn edit_state(&self, change: impl FnOnce(&mut Value)) {
+        let path = self.state_path();
+        let mut state: Value =
+            serde_json::from_slice(&std::fs::read(&path).expect("state")).expect("state JSON");
+        change(&mut state);
+        std::fs::write(&path, state.to_string()).expect("write state");
+    }
+
     /// A directory for bind mounts and other files of this test.
     pub fn dir(&self) -> &Path {
         self.data.path()
