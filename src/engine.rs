@@ -19,7 +19,7 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use hyper::body::Bytes;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::rules::Scope;
 use crate::spec::{EngineDefaults, EngineKind};
@@ -130,6 +130,25 @@ impl From<Summary> for Listed {
             status: state_word(&c.state).to_string(),
             labels: c.labels.unwrap_or_default(),
         }
+    }
+}
+
+/// Keep of a captured `Config` and `HostConfig` what a create request can carry. The engine
+/// reports fields that bollard's create model has no place for (Docker 20.10's
+/// `Config.MacAddress`, `HostConfig.KernelMemory`): recorded but never sent, such a field would
+/// make every later pass find the container changed and replace it again. Fields the model
+/// cannot read at all are left for the create to refuse, with its reason.
+pub fn keep_sendable(config: &mut Map<String, Value>, host: &mut Map<String, Value>) {
+    keep_known::<bollard::models::ContainerConfig>(config);
+    keep_known::<bollard::models::HostConfig>(host);
+}
+
+fn keep_known<T: serde::de::DeserializeOwned + serde::Serialize>(fields: &mut Map<String, Value>) {
+    let Ok(typed) = serde_json::from_value::<T>(Value::Object(fields.clone())) else {
+        return;
+    };
+    if let Ok(Value::Object(known)) = serde_json::to_value(typed) {
+        fields.retain(|key, _| known.contains_key(key));
     }
 }
 
@@ -535,5 +554,28 @@ mod tests {
         );
         assert_eq!(default_endpoint(None, with(&[user])), DEFAULT_ENDPOINT);
         assert_eq!(default_endpoint(runtime, with(&[])), DEFAULT_ENDPOINT);
+    }
+
+    #[test]
+    fn only_what_a_create_request_carries_is_kept() {
+        let mut config = serde_json::json!({"Env": ["A=1"], "MacAddress": "02:42:ac:11:00:99",
+                                            "StopTimeout": 0})
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+        let mut host = serde_json::json!({"Memory": 1024, "KernelMemory": 4096,
+                                          "RestartPolicy": {"Name": "always"}})
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+        keep_sendable(&mut config, &mut host);
+        assert_eq!(
+            Value::Object(config),
+            serde_json::json!({"Env": ["A=1"], "StopTimeout": 0})
+        );
+        assert_eq!(
+            Value::Object(host),
+            serde_json::json!({"Memory": 1024, "RestartPolicy": {"Name": "always"}})
+        );
     }
 }

@@ -124,8 +124,8 @@ async fn inspect_and_capture(
         defaults: &engine.defaults,
         names_by_id: names,
     };
-    let spec = spec::capture(&json, &ctx)
-        .with_context(|| format!("cannot read the configuration of {name}"))?;
+    let spec =
+        capture(&json, &ctx).with_context(|| format!("cannot read the configuration of {name}"))?;
     Ok(Some(Inspected {
         spec,
         status: crate::engine::state_word(json["State"]["Status"].as_str().unwrap_or_default())
@@ -255,7 +255,14 @@ pub async fn capture_recorded(engine: &Engine, inspect: &Value) -> Result<spec::
         defaults: &engine.defaults,
         names_by_id: &names_by_id,
     };
-    spec::capture(inspect, &ctx)
+    capture(inspect, &ctx)
+}
+
+/// What the user set on a container, as far as a create request can carry it back.
+fn capture(inspect: &Value, ctx: &CaptureContext<'_>) -> Result<spec::ContainerSpec> {
+    let mut spec = spec::capture(inspect, ctx)?;
+    crate::engine::keep_sendable(&mut spec.config, &mut spec.host_config);
+    Ok(spec)
 }
 
 /// The host as the planner needs it for `state`: everything in its scope, with the allowed
