@@ -75,6 +75,17 @@ const RELEVANT_EVENTS: [&str; 10] = [
     "create", "start", "die", "stop", "destroy", "remove", "rename", "update", "pause", "unpause",
 ];
 
+/// The words to filter events by. Podman (4.3) reports a death as `die` but filters on its own
+/// word, `died`: filtering on `die` alone, a watch would never hear of a container that
+/// stopped and would leave it stopped until the next resync.
+fn event_filter(kind: EngineKind) -> Vec<String> {
+    let mut words: Vec<String> = RELEVANT_EVENTS.map(String::from).to_vec();
+    if kind == EngineKind::Podman {
+        words.push("died".into());
+    }
+    words
+}
+
 /// A container as the list call shows it.
 #[derive(Debug, Clone)]
 pub struct Listed {
@@ -328,7 +339,7 @@ impl Engine {
         // Without the type filter another engine's event types (Podman's pod, system) would
         // fail to decode and end the stream.
         filters.insert("type", vec!["container".into()]);
-        filters.insert("event", RELEVANT_EVENTS.map(String::from).to_vec());
+        filters.insert("event", event_filter(self.defaults.kind));
         let mut options = EventsOptionsBuilder::default().filters(&filters);
         if let Some(since) = since.and_then(|t| t.duration_since(UNIX_EPOCH).ok()) {
             // The engine takes only Unix seconds with a fraction here.

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::util::watch::{eventually, SocketProxy, Watcher};
-use crate::util::{docker, Sandbox};
+use crate::util::{docker, docker_output, podman, Sandbox};
 
 const WITHIN: Duration = Duration::from_secs(20);
 
@@ -25,6 +25,44 @@ fn an_extra_started_while_watching_is_removed() {
 }
 
 #[test]
+fn events_of_other_kinds_leave_the_watch_connected() {
+    let sb = Sandbox::new();
+    sb.run("kept", &[], &[]);
+    sb.snapshot(&[]);
+    let watch = sb.watch(&["--stop-timeout", "0"]);
+    // An extra removed shows that the event stream is up.
+    sb.run("first", &[], &[]);
+    eventually(WITHIN, "the first extra is removed", || !sb.exists("first"));
+    // Network and volume events on any engine; Podman also has pods, whose events a typed
+    // reader that took them in would fail to decode and stop on.
+    let other = sb.name("other");
+    docker(&["network", "create", &other]);
+    docker(&["network", "rm", &other]);
+    docker(&["volume", "create", &other]);
+    docker(&["volume", "rm", &other]);
+    if podman() {
+        let pod = std::process::Command::new("podman")
+            .args(["pod", "create", "--infra=false", "--name", &other])
+            .output()
+            .expect("podman");
+        assert!(pod.status.success(), "{pod:?}");
+        let removed = std::process::Command::new("podman")
+            .args(["pod", "rm", &other])
+            .output()
+            .expect("podman");
+        assert!(removed.status.success(), "{removed:?}");
+    }
+    sb.run("intruder", &[], &[]);
+    eventually(WITHIN, "the extra is removed", || !sb.exists("intruder"));
+    watch.wait_for_log(&format!("- {}: extra", sb.name("intruder")), WITHIN);
+    let log = watch.log();
+    assert!(
+        !log.contains("reconnecting"),
+        "the event stream ended:\n{log}"
+    );
+}
+
+#[test]
 fn a_dry_run_watch_logs_what_it_would_do_and_changes_nothing() {
     let sb = Sandbox::new();
     sb.run("kept", &[], &[]);
@@ -37,28 +75,38 @@ fn a_dry_run_watch_logs_what_it_would_do_and_changes_nothing() {
 }
 
 #[test]
-fn a_deleted_container_comes_back_and_a_stopped_one_is_started_in_place() {
+fn a_stopped_container_is_started_in_place_and_a_deleted_one_comes_back() {
     let sb = Sandbox::new();
     sb.run("web", &[], &[]);
     sb.run("db", &[], &[]);
     sb.snapshot(&[]);
     let db = sb.id("db");
     let watch = sb.watch(&[]);
+    watch.wait_for_log("full pass", WITHIN);
+    // Events from before the subscription are replayed and trigger a pass of their own; the
+    // stop comes after it, so that only the stop's own event can bring db back this soon (the
+    // default resync is minutes away).
+    std::thread::sleep(Duration::from_millis(1500));
 
-    docker(&["rm", "-f", &sb.name("web")]);
-    eventually(WITHIN, "web is running again", || running(&sb, "web"));
-    docker(&["stop", "-t", "0", &sb.name("db")]);
+    // Podman's stop cleans up after the process died, and refuses to when the watch was
+    // faster and started the container again in between: the stop itself took effect.
+    let stop = docker_output(&["stop", "-t", "0", &sb.name("db")]);
+    let refused = String::from_utf8_lossy(&stop.stderr).contains("refusing to clean up");
+    assert!(stop.status.success() || podman() && refused, "{stop:?}");
     eventually(WITHIN, "db is running again", || running(&sb, "db"));
     assert_eq!(
         sb.id("db"),
         db,
         "a stopped container is started, not recreated"
     );
+    watch.wait_for_log(&format!("> {}: stopped: started", sb.name("db")), WITHIN);
+
+    docker(&["rm", "-f", &sb.name("web")]);
+    eventually(WITHIN, "web is running again", || running(&sb, "web"));
     watch.wait_for_log(
         &format!("+ {}: missing: created and started", sb.name("web")),
         WITHIN,
     );
-    watch.wait_for_log(&format!("> {}: stopped: started", sb.name("db")), WITHIN);
     sb.expect(&["diff"], 0);
 }
 

@@ -93,6 +93,10 @@ impl Drop for Watcher {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A test that failed while watching shows what the watch saw.
+        if thread::panicking() {
+            eprintln!("guestlist watch logged:\n{}", self.log());
+        }
     }
 }
 
