@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::util::watch::{eventually, SocketProxy, Watcher};
-use crate::util::{docker, docker_output, podman, Sandbox};
+use crate::util::{docker, docker_output, podman, podman_cli, Sandbox};
 
 const WITHIN: Duration = Duration::from_secs(20);
 
@@ -41,16 +41,8 @@ fn events_of_other_kinds_leave_the_watch_connected() {
     docker(&["volume", "create", &other]);
     docker(&["volume", "rm", &other]);
     if podman() {
-        let pod = std::process::Command::new("podman")
-            .args(["pod", "create", "--infra=false", "--name", &other])
-            .output()
-            .expect("podman");
-        assert!(pod.status.success(), "{pod:?}");
-        let removed = std::process::Command::new("podman")
-            .args(["pod", "rm", &other])
-            .output()
-            .expect("podman");
-        assert!(removed.status.success(), "{removed:?}");
+        podman_cli(&["pod", "create", "--infra=false", "--name", &other]);
+        podman_cli(&["pod", "rm", &other]);
     }
     sb.run("intruder", &[], &[]);
     eventually(WITHIN, "the extra is removed", || !sb.exists("intruder"));

@@ -8,6 +8,7 @@ use crate::cli::SnapshotArgs;
 use crate::execute::REPLACEMENT_SUFFIX;
 use crate::observe::{self, Capture};
 use crate::plan::Observed;
+use crate::spec::EngineKind;
 use crate::state::{self, Entry, LoadError, State, VERSION};
 
 pub async fn run(settings: &Settings, args: SnapshotArgs) -> Result<Outcome> {
@@ -123,7 +124,7 @@ fn recorded<'a>(
     entries: impl Iterator<Item = &'a Entry>,
 ) -> String {
     let mut out = String::new();
-    let podman = state.engine.kind == "Podman";
+    let podman = EngineKind::named(&state.engine.kind) == Some(EngineKind::Podman);
     for e in entries {
         let how = if e.running { "running" } else { "stopped" };
         out += &format!("recorded {} (image {}, {how})\n", e.name, e.spec.image);

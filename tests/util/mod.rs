@@ -70,7 +70,7 @@ pub fn engine_options(options: &[&str]) -> Vec<&'static str> {
 }
 
 /// Run Podman's own CLI (rootful, the store the API socket serves); panic when it fails.
-fn podman_cli(args: &[&str]) -> String {
+pub fn podman_cli(args: &[&str]) -> String {
     let out = Command::new("podman")
         .args(args)
         .output()
