@@ -302,8 +302,10 @@ fn strip_daemon_defaults(host: &mut Map<String, Value>, defaults: &EngineDefault
     if is(host, "NetworkMode", "default") || is(host, "NetworkMode", "bridge") {
         host.remove("NetworkMode");
     }
-    let restart = host.get("RestartPolicy").and_then(|p| p["Name"].as_str());
-    if matches!(restart, Some("no") | Some("")) {
+    // The docker CLI sends `no` for every `docker run` without `--restart`: that is recorded as
+    // the container had it (`docker inspect` of a recreation must show it too). An empty name
+    // is what an API request without a policy leaves; it means the same and is not recorded.
+    if host.get("RestartPolicy").and_then(|p| p["Name"].as_str()) == Some("") {
         host.remove("RestartPolicy");
     }
     // Without --memory-swap the daemon sets twice the memory limit.
@@ -625,8 +627,8 @@ pub fn diff(recorded: &ContainerSpec, observed: &ContainerSpec) -> Vec<String> {
     diff_maps("config", &recorded.config, &observed_config, &mut fields);
     diff_maps(
         "host_config",
-        &mounts_as_sets(&recorded.host_config),
-        &mounts_as_sets(&observed.host_config),
+        &comparable_host(&recorded.host_config),
+        &comparable_host(&observed.host_config),
         &mut fields,
     );
     let names: BTreeSet<&String> = recorded
@@ -679,14 +681,23 @@ fn without_compose_labels(
     config
 }
 
-/// HostConfig with its binds and mounts in order: each has its own destination, so their order
-/// means nothing, and compose writes them in another order than the docker CLI.
-fn mounts_as_sets(host: &Map<String, Value>) -> Map<String, Value> {
+/// HostConfig as compared: binds and mounts in order (each has its own destination, so their
+/// order means nothing, and compose writes them in another order than the docker CLI), and no
+/// restart policy where it is `no` or empty (both mean none: a record taken before `no` was
+/// kept must not make every container look changed).
+fn comparable_host(host: &Map<String, Value>) -> Map<String, Value> {
     let mut host = host.clone();
     for key in ["Binds", "Mounts"] {
         if let Some(Value::Array(items)) = host.get_mut(key) {
             items.sort_by_key(|item| item.to_string());
         }
+    }
+    let no_restart = host.get("RestartPolicy").is_some_and(|p| {
+        matches!(p["Name"].as_str(), Some("no" | "") | None)
+            && p["MaximumRetryCount"].as_i64().unwrap_or(0) == 0
+    });
+    if no_restart {
+        host.remove("RestartPolicy");
     }
     host
 }
@@ -808,7 +819,8 @@ mod tests {
             json!({
                 "NetworkMode": "probenet",
                 "PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8081"}]},
-                "Memory": 67108864, "Init": true
+                "Memory": 67108864, "Init": true,
+                "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}
             })
         );
         assert_eq!(
@@ -947,6 +959,24 @@ mod tests {
         );
         assert_eq!(spec.host_config["Init"], json!(false));
         assert_eq!(spec.config["StopTimeout"], json!(0));
+    }
+
+    #[test]
+    fn restart_policy_no_is_recorded_and_equals_none() {
+        let spec = capture_with(&inspect(), None);
+        assert_eq!(
+            spec.host_config["RestartPolicy"],
+            json!({"Name": "no", "MaximumRetryCount": 0})
+        );
+        let mut unset = inspect();
+        unset["HostConfig"]["RestartPolicy"] = json!({"Name": "", "MaximumRetryCount": 0});
+        let unset = capture_with(&unset, None);
+        assert!(!unset.host_config.contains_key("RestartPolicy"));
+        // A record taken before `no` was kept, an API-made container, and a CLI-made one.
+        assert_eq!(diff(&spec, &unset), Vec::<String>::new());
+        let mut always = spec.clone();
+        always.host_config["RestartPolicy"] = json!({"Name": "always", "MaximumRetryCount": 0});
+        assert_eq!(diff(&always, &unset), ["host_config.RestartPolicy"]);
     }
 
     #[test]

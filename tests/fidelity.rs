@@ -58,9 +58,6 @@ pub fn configuration(inspect: &Value) -> Value {
             *value = Value::Null;
         }
     }
-    if host["RestartPolicy"]["Name"] == json!("") {
-        host["RestartPolicy"]["Name"] = json!("no");
-    }
     if let Some(mounts) = host["Mounts"].as_array_mut() {
         mounts.retain(|m| {
             let source = m["Source"].as_str().unwrap_or_default();
@@ -232,6 +229,21 @@ fn hostname_and_domainname_when_set() {
         &[],
     );
     assert_eq!(after["Config"]["Hostname"], json!("db"));
+}
+
+/// The docker CLI sends restart policy `no` for every `docker run` without `--restart`; a
+/// recreation that showed `""` instead would be the one field that differs. See: issue 13.
+#[test]
+fn restart_policy_no_as_the_docker_cli_sends_it() {
+    let sb = Sandbox::new();
+    let after = survives_deletion(&sb, &[], &[]);
+    let before_name = after["HostConfig"]["RestartPolicy"]["Name"].clone();
+    assert_eq!(before_name, json!("no"), "{}", after["HostConfig"]);
+    let state = std::fs::read_to_string(sb.state_path()).expect("state file");
+    assert!(
+        state.contains("\"RestartPolicy\""),
+        "not recorded:\n{state}"
+    );
 }
 
 #[test]
