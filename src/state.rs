@@ -423,7 +423,13 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn garbage_is_an_error_never_a_panic(text in ".{0,200}") {
-            let _ = parse(&text);
+            let err = parse(&text).expect_err("garbage parsed as a state file");
+            // Every refusal says where, or what is missing: never a bare serde message.
+            let message = err.to_string();
+            proptest::prop_assert!(
+                message.contains("line ") || message.contains("version"),
+                "{message}"
+            );
         }
 
         #[test]

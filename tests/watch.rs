@@ -141,7 +141,7 @@ fn a_crash_looping_container_is_restarted_after_growing_delays() {
     let starts = log.matches(&format!("> {name}: stopped: started")).count();
     assert!((3..=4).contains(&starts), "{starts} starts:\n{log}");
 
-    // It stays up once the cause is gone, and the history is forgotten after that.
+    // It stays up once the cause is gone.
     let volume = format!("{}-data:/data", sb.prefix);
     let image = crate::util::image::test_image();
     let mut args = vec!["run", "--rm", "-v", &volume];
@@ -151,6 +151,28 @@ fn a_crash_looping_container_is_restarted_after_growing_delays() {
     eventually(Duration::from_secs(40), "the container runs again", || {
         running(&sb, "loop")
     });
+    // Once it has stayed up 10 s the history is forgotten: its next death is restarted at
+    // once, with no wait announced, as a first crash would be.
+    std::thread::sleep(Duration::from_secs(11));
+    let before = watch.log().len();
+    let starts_before = watch
+        .log()
+        .matches(&format!("> {name}: stopped: started"))
+        .count();
+    docker(&["kill", &name]);
+    eventually(WITHIN, "the container is started again", || {
+        watch
+            .log()
+            .matches(&format!("> {name}: stopped: started"))
+            .count()
+            > starts_before
+    });
+    let after = watch.log()[before..].to_string();
+    assert!(
+        !after.contains("keeps dying"),
+        "the history was not forgotten after 10 s up:\n{after}"
+    );
+    assert!(running(&sb, "loop"), "{after}");
 }
 
 #[test]
@@ -161,36 +183,47 @@ fn back_to_back_enforce_runs_respect_the_backoff() {
     docker(&["exec", &name, "touch", "/data/crash"]);
     docker(&["kill", &name]);
 
-    // Run after run, as a tight cron would, until one says it held the start back.
+    // Run after run, as a tight cron would, until three of them started the container: the
+    // first at once, then each after a wait that doubles. Every run in between says it holds
+    // the start back.
+    let started_line = format!("> {name}  started");
     let started = Instant::now();
-    let mut runs = Vec::new();
-    while !runs
-        .iter()
-        .any(|(_, _, out): &(Duration, Duration, String)| out.contains("keeps dying ("))
-    {
+    let mut runs: Vec<(Duration, Duration, String)> = Vec::new();
+    while runs.iter().filter(|r| r.2.contains(&started_line)).count() < 3 {
         assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "no run held the start back: {runs:#?}"
+            started.elapsed() < Duration::from_secs(40),
+            "three starts did not happen: {runs:#?}"
         );
         let begun = started.elapsed();
         let (code, stdout, stderr) = sb.gl(&["enforce"]);
         assert!(code < 2, "{stdout}{stderr}");
         runs.push((begun, started.elapsed(), stdout));
     }
-    // Each start waited its delay after the one before (1 s, then 2 s): a start happens within
-    // its run, so from the earlier run's beginning to the later run's end is at least that.
     let starts: Vec<&(Duration, Duration, String)> = runs
         .iter()
-        .filter(|(_, _, out)| out.contains(&format!("> {name}  started")))
+        .filter(|(_, _, out)| out.contains(&started_line))
         .collect();
-    assert!(!starts.is_empty(), "{runs:#?}");
-    for (pair, delay) in starts.windows(2).zip([1, 2, 4, 8]) {
+    // A start happens within its run, so from the earlier run's beginning to the later run's
+    // end is at least the wait between them: 1 s, then 2 s.
+    for (pair, delay) in starts.windows(2).zip([1, 2]) {
         let spacing = pair[1].1 - pair[0].0;
         assert!(
             spacing >= Duration::from_secs(delay),
             "starts {spacing:?} apart, not {delay} s: {runs:#?}"
         );
     }
+    // And they were held back, not merely slow: the runs in between said so, with the wait.
+    let held: Vec<u64> = runs
+        .iter()
+        .filter_map(|(_, _, out)| out.split("keeps dying (").nth(1))
+        .filter_map(|rest| rest.split("next start in ").nth(1))
+        .filter_map(|w| w.split('s').next()?.parse().ok())
+        .collect();
+    assert!(
+        held.iter().max() == Some(&2) && held.contains(&1),
+        "the runs between the starts did not announce waits of 1 s, then 2 s: {held:?} \
+         {runs:#?}"
+    );
 }
 
 #[test]

@@ -397,16 +397,36 @@ impl Running {
     }
 }
 
+/// The docker CLI for cleaning up: never panics (a panic in `drop` while a test is already
+/// failing aborts the whole test binary); says on stderr what it could not do.
+fn docker_cleanup(args: &[&str]) -> String {
+    match Command::new("docker").args(args).output() {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        Ok(out) => {
+            eprintln!(
+                "cleanup: docker {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            String::new()
+        }
+        Err(e) => {
+            eprintln!("cleanup: cannot run docker {}: {e}", args.join(" "));
+            String::new()
+        }
+    }
+}
+
 impl Drop for Sandbox {
     fn drop(&mut self) {
         let filter = format!("label={LABEL}={}", self.prefix);
-        let ids = docker(&["ps", "-aq", "--filter", &filter]);
+        let ids = docker_cleanup(&["ps", "-aq", "--filter", &filter]);
         let mut anonymous = self.removed_anonymous_volumes();
         if !ids.is_empty() {
             // `rm -v` spares the anonymous volumes guestlist reattached by name: note them.
             let mut args = vec!["inspect", "--format", "{{range .Mounts}}{{.Name}} {{end}}"];
             args.extend(ids.lines());
-            let mounts = String::from_utf8_lossy(&docker_output(&args).stdout).into_owned();
+            let mounts = docker_cleanup(&args);
             anonymous.extend(
                 mounts
                     .split_whitespace()
@@ -416,19 +436,19 @@ impl Drop for Sandbox {
             // Podman removes no container while another shares a namespace with it: what is
             // left after a first round goes in a second.
             for _ in 0..3 {
-                let left = docker(&["ps", "-aq", "--filter", &filter]);
+                let left = docker_cleanup(&["ps", "-aq", "--filter", &filter]);
                 if left.is_empty() {
                     break;
                 }
                 let mut args = vec!["rm", "-f", "-v"];
                 args.extend(left.lines());
-                let _ = docker_output(&args);
+                docker_cleanup(&args);
             }
         }
         for network in self.networks.borrow().iter() {
-            let _ = docker_output(&["network", "rm", network]);
+            docker_cleanup(&["network", "rm", network]);
         }
-        let volumes = docker(&[
+        let volumes = docker_cleanup(&[
             "volume",
             "ls",
             "-q",
@@ -436,17 +456,17 @@ impl Drop for Sandbox {
             &format!("name={}", self.prefix),
         ]);
         for volume in volumes.lines().filter(|v| v.starts_with(&self.prefix)) {
-            let _ = docker_output(&["volume", "rm", "-f", volume]);
+            docker_cleanup(&["volume", "rm", "-f", volume]);
         }
         // A volume still in use (by another test's container) stays.
         for volume in anonymous {
-            let _ = docker_output(&["volume", "rm", &volume]);
+            docker_cleanup(&["volume", "rm", &volume]);
         }
-        let images = docker(&["images", "-q", "--filter", &filter]);
+        let images = docker_cleanup(&["images", "-q", "--filter", &filter]);
         if !images.is_empty() {
             let mut args = vec!["rmi", "-f"];
             args.extend(images.lines());
-            let _ = docker_output(&args);
+            docker_cleanup(&args);
         }
     }
 }

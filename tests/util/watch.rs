@@ -6,7 +6,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -49,7 +49,11 @@ impl Watcher {
 
     /// Everything it logged so far.
     pub fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
+        // Also read in drop, where a panic would abort the test binary.
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Wait until a log line contains `needle`; returns that line.
@@ -163,7 +167,12 @@ impl SocketProxy {
         // Wake the accept loop so it sees the flag and drops the listener.
         let _ = UnixStream::connect(&self.path);
         let _ = std::fs::remove_file(&self.path);
-        for stream in self.connections.lock().unwrap().drain(..) {
+        // Also runs in drop: a poisoned lock must not panic there.
+        let mut connections = self
+            .connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for stream in connections.drain(..) {
             let _ = stream.shutdown(std::net::Shutdown::Both);
         }
     }
