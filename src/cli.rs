@@ -233,9 +233,12 @@ pub struct PassArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Grace period for stopping containers before they are killed (e.g. 10s, 1m, 0)
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    pub stop_timeout: std::time::Duration,
+    /// Grace period for every stop before the container is killed, overriding each
+    /// container's own (e.g. 10s, 1m; 0 kills at once) [default: each container is stopped as
+    /// `docker stop` stops it: with its own stop signal and its own --stop-timeout, else the
+    /// engine's default, 10s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub stop_timeout: Option<std::time::Duration>,
 
     /// Do nothing at all if the pass would remove or replace more than N containers
     /// [default: 10; 0 when the list is empty and has no scope]
@@ -346,12 +349,22 @@ mod tests {
         let Command::Enforce(args) = cli.command else {
             panic!()
         };
-        assert_eq!(args.pass.stop_timeout, std::time::Duration::ZERO);
+        assert_eq!(args.pass.stop_timeout, Some(std::time::Duration::ZERO));
         assert_eq!(args.pass.max_backoff.as_secs(), 300);
         let Command::Enforce(args) = parse(&["enforce", "--stop-timeout", "1m30s"]).command else {
             panic!()
         };
-        assert_eq!(args.pass.stop_timeout.as_secs(), 90);
+        assert_eq!(
+            args.pass.stop_timeout,
+            Some(std::time::Duration::from_secs(90))
+        );
+        let Command::Enforce(args) = parse(&["enforce"]).command else {
+            panic!()
+        };
+        assert_eq!(
+            args.pass.stop_timeout, None,
+            "each container's own grace period"
+        );
         let Command::Watch(args) = parse(&[
             "watch",
             "--resync",

@@ -25,6 +25,14 @@ use crate::rules::Scope;
 use crate::spec::{EngineDefaults, EngineKind};
 use crate::state::EngineInfo;
 
+/// How long a request may take up to its answer's headers. A stop takes its grace period more
+/// (see `Engine::stop`).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The grace period the engine gives a container that set none (`docker stop` without `-t`):
+/// Docker's and Podman's default.
+pub const ENGINE_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Where the engine listens when neither `--host` nor `DOCKER_HOST` says otherwise.
 pub const DEFAULT_ENDPOINT: &str = "unix:///var/run/docker.sock";
 
@@ -458,13 +466,30 @@ impl Engine {
             .context("cannot start")
     }
 
-    /// Stop with a grace period of `grace` (then SIGKILL).
-    pub async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
-        let seconds = i32::try_from(grace.as_secs() + u64::from(grace.subsec_nanos() > 0))
-            .unwrap_or(i32::MAX);
-        let options = StopContainerOptionsBuilder::default().t(seconds).build();
-        self.docker
-            .stop_container(id, Some(options))
+    /// Stop as `docker stop` does: with `grace` if given (then SIGKILL), else as the container
+    /// asks (its own stop signal and stop timeout, else the engine's default). `own` is the
+    /// container's own stop timeout, if it set one: the request waits for it.
+    pub async fn stop(
+        &self,
+        id: &str,
+        grace: Option<Duration>,
+        own: Option<Duration>,
+    ) -> Result<()> {
+        let mut options = StopContainerOptionsBuilder::default();
+        if let Some(grace) = grace {
+            let seconds = i32::try_from(grace.as_secs() + u64::from(grace.subsec_nanos() > 0))
+                .unwrap_or(i32::MAX);
+            options = options.t(seconds);
+        }
+        let waits = grace.or(own).unwrap_or(ENGINE_STOP_TIMEOUT);
+        // The engine answers a stop only once the container is down: a client timeout shorter
+        // than the grace period would give up on a stop that is still going on.
+        let docker = self
+            .docker
+            .clone()
+            .with_timeout(REQUEST_TIMEOUT.max(waits + Duration::from_secs(60)));
+        docker
+            .stop_container(id, Some(options.build()))
             .await
             .context("cannot stop")
     }

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use futures_util::future::join_all;
-use tokio::sync::{OnceCell, Semaphore, SemaphorePermit};
+use futures_util::future::{join, join_all};
+use tokio::sync::{watch, OnceCell, Semaphore, SemaphorePermit};
 
 use crate::audit::Audit;
 use crate::engine::{self, Engine};
@@ -30,8 +30,9 @@ pub const WORK_IN_FLIGHT: usize = 16;
 pub const REPLACEMENT_SUFFIX: &str = "-guestlist-new";
 
 pub struct Options {
-    /// Grace period for stopping extra and replaced containers before SIGKILL.
-    pub stop_timeout: Duration,
+    /// `--stop-timeout`: the grace period for stopping extra and replaced containers before
+    /// SIGKILL; `None`: each container's own, as `docker stop` without `-t`.
+    pub stop_timeout: Option<Duration>,
     /// Where each container is kept before it is removed, and each result recorded.
     pub audit: Audit,
 }
@@ -48,25 +49,49 @@ pub struct ActionResult {
     pub outdated: bool,
 }
 
-/// Run every action of `plan`; a wave starts when the previous one has finished.
+/// Run every action of `plan`. Removals and the creation waves run side by side, so the grace
+/// periods of one pass overlap: an extra and a replaced container slow to stop take one grace
+/// period, not two. What removals protect (an extra may hold a port, an address or a
+/// replacement's temporary name that an allowed container needs) holds all the same: nothing
+/// is started, and no replacement is created under a name an extra holds, until every removal
+/// has ended. A creation wave starts when the previous one has finished.
 pub async fn run(engine: &Engine, plan: &Plan, options: &Options) -> Vec<ActionResult> {
+    let (cleared, _) = watch::channel(false);
+    let removals: Vec<&Action> = plan
+        .actions()
+        .filter(|a| matches!(a, Action::Remove { .. }))
+        .collect();
     let run = Run {
         engine,
         options,
         work: Semaphore::new(WORK_IN_FLIGHT),
         images: Images::default(),
+        removed_names: removals.iter().map(|a| a.name().to_string()).collect(),
+        cleared,
     };
-    let mut results = Vec::new();
-    let mut failed: BTreeSet<String> = BTreeSet::new();
-    for wave in &plan.waves {
-        let done = join_all(wave.iter().map(|action| run.perform(action, &failed))).await;
-        failed.extend(
-            done.iter()
-                .filter(|r| r.outcome.is_err())
-                .map(|r| r.action.name().to_string()),
-        );
-        results.extend(done);
-    }
+    let removing = async {
+        let none = BTreeSet::new();
+        let done = join_all(removals.iter().map(|action| run.perform(action, &none))).await;
+        run.cleared.send_replace(true);
+        done
+    };
+    let creating = async {
+        let mut results = Vec::new();
+        let mut failed: BTreeSet<String> = BTreeSet::new();
+        for wave in &plan.waves {
+            let wave = wave.iter().filter(|a| !matches!(a, Action::Remove { .. }));
+            let done = join_all(wave.map(|action| run.perform(action, &failed))).await;
+            failed.extend(
+                done.iter()
+                    .filter(|r| r.outcome.is_err())
+                    .map(|r| r.action.name().to_string()),
+            );
+            results.extend(done);
+        }
+        results
+    };
+    let (mut results, created) = join(removing, creating).await;
+    results.extend(created);
     results
 }
 
@@ -77,6 +102,10 @@ struct Run<'a> {
     /// Turns at engine work (`WORK_IN_FLIGHT`).
     work: Semaphore,
     images: Images,
+    /// The names of the extras this run removes.
+    removed_names: BTreeSet<String>,
+    /// Set once every removal of this run has ended (done or failed).
+    cleared: watch::Sender<bool>,
 }
 
 impl Run<'_> {
@@ -84,6 +113,14 @@ impl Run<'_> {
     /// if it were, the work would go ahead unbounded rather than not at all.
     async fn permit(&self) -> Option<SemaphorePermit<'_>> {
         self.work.acquire().await.ok()
+    }
+
+    /// Wait until every removal of this run has ended: what an extra held (a port, an address,
+    /// a name) is free then. Never wait holding a turn at engine work: the removals need them.
+    async fn removals_ended(&self) {
+        let mut cleared = self.cleared.subscribe();
+        // The sender lives as long as the run; if it were gone there would be nothing to wait for.
+        let _ = cleared.wait_for(|done| *done).await;
     }
 
     async fn perform(&self, action: &Action, failed: &BTreeSet<String>) -> ActionResult {
@@ -125,23 +162,28 @@ impl Run<'_> {
                 let Some(inspect) = engine.inspect(id).await? else {
                     return Ok(vec!["it was already gone".into()]);
                 };
+                let own = own_stop_timeout(&inspect);
                 self.options
                     .audit
                     .removing(action, id, inspect)
                     .context("nothing was removed")?;
                 drop(permit);
-                self.remove(id).await
+                self.remove(id, own).await
             }
             Action::Start { id, .. } => {
+                self.removals_ended().await;
                 let _permit = self.permit().await;
                 engine.start(id).await.map(|()| Vec::new())
             }
             Action::Create { name, spec, start } => {
-                let _permit = self.permit().await;
+                let permit = self.permit().await;
                 let (image, mut notes) = resolve_image(engine, &self.images, name, spec).await?;
                 notes.extend(check_anonymous_volumes(engine, spec).await?);
                 let id = create(engine, name, spec, &image).await?;
+                drop(permit);
                 if *start {
+                    self.removals_ended().await;
+                    let _permit = self.permit().await;
                     engine.start(&id).await?;
                 }
                 Ok(notes)
@@ -169,13 +211,13 @@ impl Run<'_> {
     }
 
     /// Stop (with the grace period, outside the work bound) and remove; a container that is
-    /// already gone is not a failure.
-    async fn remove(&self, id: &str) -> Result<Vec<String>> {
+    /// already gone is not a failure. `own` is the container's own stop timeout.
+    async fn remove(&self, id: &str, own: Option<Duration>) -> Result<Vec<String>> {
         let engine = self.engine;
         // Without a grace period the forced removal alone kills and removes, in one request,
         // as `docker rm -f` does; a stop first would only send SIGTERM to be overtaken.
-        if !self.options.stop_timeout.is_zero() {
-            match engine.stop(id, self.options.stop_timeout).await {
+        if self.options.stop_timeout != Some(Duration::ZERO) {
+            match engine.stop(id, self.options.stop_timeout, own).await {
                 Err(e) if engine::is_not_found(&e) => {
                     return Ok(vec!["it was already gone".into()])
                 }
@@ -195,23 +237,30 @@ impl Run<'_> {
     /// Create the replacement under a temporary name first: if the record cannot be created
     /// (image gone, invalid option) the old container is left untouched. Only then keep the old
     /// one in the audit log, stop and remove it, and give the new one the name. Addresses and
-    /// ports are taken at start, so the two never collide.
+    /// ports are taken at start, so the two never collide. The old container's stop runs while
+    /// the pass's extras stop; the new one starts once they are gone.
     async fn replace(&self, action: &Action, old_id: &str, new: Replacement<'_>) -> Result<()> {
         let engine = self.engine;
         let temporary = format!("{}{REPLACEMENT_SUFFIX}", new.name);
+        // A pass killed mid-replacement left an extra under the temporary name.
+        if self.removed_names.contains(&temporary) {
+            self.removals_ended().await;
+        }
         let permit = self.permit().await;
         let new_id = create(engine, &temporary, new.spec, new.image).await?;
         let mut was_running = false;
         let removed = async {
+            let mut own = None;
             if let Some(inspect) = engine.inspect(old_id).await? {
                 was_running = inspect["State"]["Running"].as_bool().unwrap_or(false);
+                own = own_stop_timeout(&inspect);
                 self.options
                     .audit
                     .removing(action, old_id, inspect)
                     .context("the old container was left in place")?;
             }
             drop(permit);
-            self.remove(old_id)
+            self.remove(old_id, own)
                 .await
                 .context("cannot remove the container being replaced")
         };
@@ -224,13 +273,23 @@ impl Run<'_> {
             }
             return Err(e);
         }
-        let _permit = self.permit().await;
+        let permit = self.permit().await;
         rename_when_free(engine, &new_id, new.name).await?;
+        drop(permit);
         if new.start {
+            self.removals_ended().await;
+            let _permit = self.permit().await;
             engine.start(&new_id).await?;
         }
         Ok(())
     }
+}
+
+/// The stop timeout a container set for itself (`docker run --stop-timeout`), from its inspect.
+fn own_stop_timeout(inspect: &serde_json::Value) -> Option<Duration> {
+    inspect["Config"]["StopTimeout"]
+        .as_u64()
+        .map(Duration::from_secs)
 }
 
 /// What a replacement is created as.

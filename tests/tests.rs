@@ -21,5 +21,7 @@ mod operations;
 mod performance;
 /// Removal limits, self-protection, locking, SIGKILL convergence, outdated actions.
 mod safety;
+/// Each container stopped with its own signal and grace period; grace periods that overlap.
+mod shutdown;
 /// `guestlist watch` and the crash-loop backoff it shares with `enforce`.
 mod watch;

@@ -8,9 +8,7 @@ use crate::{observe, plan, report};
 
 pub async fn run(settings: &Settings, args: DiffArgs) -> Result<Outcome> {
     let state = settings.load_state()?;
-    let engine = settings
-        .connect_for(&state, std::time::Duration::ZERO)
-        .await?;
+    let engine = settings.connect_for(&state).await?;
     let plan = plan::plan(&state, &observe::allowed(&engine, &state).await?);
     match args.format {
         Format::Text => print(&report::plan_text(&plan, &[])),

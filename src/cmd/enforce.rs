@@ -47,7 +47,7 @@ async fn enforce(
         false => Some(settings.lock().await?),
     };
     let state = settings.load_state()?;
-    let engine = settings.connect_for(&state, options.stop_timeout).await?;
+    let engine = settings.connect_for(&state).await?;
     let pass = seen.insert(pass::run(&engine, &state, &settings.history_path(), options).await?);
     for warning in &pass.warnings {
         eprintln!("guestlist: warning: {warning}");

@@ -177,19 +177,18 @@ impl Settings {
         .await
     }
 
-    /// Connect to the engine. Each request may take as long as the longest stop grace period
-    /// plus a margin: a stop returns only once the container is down.
-    pub async fn connect(&self, stop_timeout: Duration) -> Result<Engine> {
-        let timeout = Duration::from_secs(120).max(stop_timeout + Duration::from_secs(60));
-        engine::connect(&self.endpoint, timeout).await
+    /// Connect to the engine. Each request may take 120 s up to its answer's headers; a stop,
+    /// which returns only once the container is down, gets its grace period on top.
+    pub async fn connect(&self) -> Result<Engine> {
+        engine::connect(&self.endpoint, engine::REQUEST_TIMEOUT).await
     }
 
     /// Connect to the engine that `state` is to be used against: one of the kind it was taken
     /// on, unless --any-engine. Docker and Podman report the same container differently (their
     /// defaults, their default network), so a list taken on one would make a pass on the other
     /// replace containers that are as they should be.
-    pub async fn connect_for(&self, state: &State, stop_timeout: Duration) -> Result<Engine> {
-        let engine = self.connect(stop_timeout).await?;
+    pub async fn connect_for(&self, state: &State) -> Result<Engine> {
+        let engine = self.connect().await?;
         self.check_engine(state, &engine)?;
         Ok(engine)
     }

@@ -24,7 +24,8 @@ const DEFAULT_MAX_REMOVALS: usize = 10;
 pub struct Options {
     /// Plan, but change nothing.
     pub dry_run: bool,
-    pub stop_timeout: Duration,
+    /// `--stop-timeout`: one grace period for every stop; `None`: each container's own.
+    pub stop_timeout: Option<Duration>,
     pub max_removals: Option<usize>,
     pub backoff: Policy,
     pub audit_log: PathBuf,

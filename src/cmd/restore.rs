@@ -4,7 +4,6 @@
 //! never removed).
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 
@@ -24,7 +23,7 @@ pub async fn run(settings: &Settings, args: RestoreArgs) -> Result<Outcome> {
     }
     let _lock = settings.lock().await?;
     let mut state = settings.load_state()?;
-    let engine = settings.connect_for(&state, Duration::ZERO).await?;
+    let engine = settings.connect_for(&state).await?;
     let mut restored = Vec::new();
     for name in &args.names {
         let record = removals

@@ -30,7 +30,7 @@ async fn whole(settings: &Settings, args: SnapshotArgs) -> Result<Outcome> {
             "pass --force to replace it, or name containers to add or refresh just those".into(),
         ));
     }
-    let engine = settings.connect(std::time::Duration::ZERO).await?;
+    let engine = settings.connect().await?;
     let observed = observe::host(&engine, &args.scope, Capture::All).await?;
     let containers: Vec<Entry> = observed
         .into_iter()
@@ -69,9 +69,7 @@ async fn named(settings: &Settings, args: SnapshotArgs) -> Result<Outcome> {
         }
         loaded => loaded?,
     };
-    let engine = settings
-        .connect_for(&state, std::time::Duration::ZERO)
-        .await?;
+    let engine = settings.connect_for(&state).await?;
     let wanted = args.names.iter().cloned().collect();
     let observed = observe::host(&engine, &state.scope, Capture::Named(&wanted)).await?;
     let mut entries = Vec::new();

@@ -65,7 +65,7 @@ pub async fn run(settings: &Settings, args: WatchArgs) -> Result<Outcome> {
         humantime::format_duration(args.resync)
     );
     loop {
-        let ended = match settings.connect(options.stop_timeout).await {
+        let ended = match settings.connect().await {
             Ok(engine) => {
                 // The wrong kind of engine is a mistake to fix, not an outage to wait out.
                 settings.check_engine(&state, &engine)?;

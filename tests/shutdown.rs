@@ -1,0 +1,184 @@
+//! A container's own shutdown is honoured: without `--stop-timeout`, guestlist stops each
+//! container as `docker stop` without `-t` does (its own stop signal, its own grace period), for
+//! extras and for the old container of a replacement alike; and the grace periods of one pass
+//! overlap. Shown by what the engine reports (its events, the requests it got), never by timing
+//! guestlist. See: issue 13.
+
+use serde_json::{json, Value};
+
+use crate::util::proxy::{HookProxy, Verdict};
+use crate::util::{docker, podman, Sandbox, LABEL};
+
+/// A container that stops cleanly only if it is given its own signal (USR1) and more than the
+/// engine's default 10 s: on USR1 it takes 11 s to shut down, then exits 0. Killed earlier, it
+/// would die with 137.
+const SLOW_SHUTDOWN: [&str; 3] = [
+    "sh",
+    "-c",
+    "trap 'sleep 11; exit 0' USR1; while :; do sleep 1; done",
+];
+
+/// What the engine reported about the sandbox's containers since `since` (Unix seconds):
+/// `(container, action, attributes)` in the engine's order.
+fn events(sb: &Sandbox, since: u64) -> Vec<(String, String, Value)> {
+    // Whole seconds: the second under way must be included, so the end is the next one.
+    let until = (now() + 1).to_string();
+    let filter = format!("label={LABEL}={}", sb.prefix);
+    let out = docker(&[
+        "events",
+        "--since",
+        &since.to_string(),
+        "--until",
+        &until,
+        "--filter",
+        &filter,
+        "--filter",
+        "type=container",
+        "--format",
+        "{{json .}}",
+    ]);
+    out.lines()
+        .map(|line| {
+            let event: Value = serde_json::from_str(line).expect("an event is JSON");
+            let attributes = event["Actor"]["Attributes"].clone();
+            let name = attributes["name"].as_str().unwrap_or_default().to_string();
+            let action = event["Action"].as_str().unwrap_or_default().to_string();
+            (name, action, attributes)
+        })
+        .collect()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// The signals the engine sent `name` (its `kill` events), in order.
+fn signals(events: &[(String, String, Value)], name: &str) -> Vec<String> {
+    events
+        .iter()
+        .filter(|(n, action, _)| n == name && action == "kill")
+        .map(|(_, _, a)| a["signal"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// The exit code `name` died with.
+fn exit_code(events: &[(String, String, Value)], name: &str) -> Option<String> {
+    events
+        .iter()
+        .find(|(n, action, _)| n == name && (action == "die" || action == "died"))
+        .map(|(_, _, a)| a["exitCode"].as_str().unwrap_or_default().to_string())
+}
+
+/// Make the recorded `short` differ from the live one (label `changed=value`), so that a pass
+/// replaces it.
+fn change_record(sb: &Sandbox, short: &str, value: &str) {
+    let name = sb.name(short);
+    sb.edit_state(|state| {
+        for entry in state["containers"].as_array_mut().expect("containers") {
+            if entry["name"] == json!(name) {
+                entry["spec"]["config"]["Labels"]["changed"] = json!(value);
+            }
+        }
+    });
+}
+
+#[test]
+fn extras_and_replaced_containers_get_their_own_signal_and_grace_period_side_by_side() {
+    let sb = Sandbox::new();
+    let own = ["--stop-signal", "USR1", "--stop-timeout", "20"];
+    sb.run("web", &own, &SLOW_SHUTDOWN);
+    sb.snapshot(&[]);
+    change_record(&sb, "web", "by hand");
+    sb.run("extra", &own, &SLOW_SHUTDOWN);
+    let since = now();
+
+    let out = sb.expect(&["enforce"], 0);
+    assert!(out.contains(&format!("- {}", sb.name("extra"))), "{out}");
+    assert!(out.contains(&format!("~ {}", sb.name("web"))), "{out}");
+    let events = events(&sb, since);
+    let (extra, web) = (sb.name("extra"), sb.name("web"));
+    for name in [&extra, &web] {
+        // USR1 is 10; never SIGKILL (9), and a clean exit after the 11 s it needed.
+        assert_eq!(signals(&events, name), ["10"], "{name}: {events:#?}");
+        assert_eq!(
+            exit_code(&events, name).as_deref(),
+            Some("0"),
+            "{events:#?}"
+        );
+    }
+    // The two grace periods overlapped: both stops began before either container died.
+    let first_death = events
+        .iter()
+        .position(|(n, a, _)| (n == &extra || n == &web) && a == "die")
+        .expect("a death");
+    let kills_before: Vec<&String> = events[..first_death]
+        .iter()
+        .filter(|(_, a, _)| a == "kill")
+        .map(|(n, _, _)| n)
+        .collect();
+    assert!(
+        kills_before.contains(&&extra) && kills_before.contains(&&web),
+        "one stop waited for the other: {events:#?}"
+    );
+    // The replacement started only once the extra was gone.
+    let extra_gone = events
+        .iter()
+        .position(|(n, a, _)| n == &extra && a == "destroy")
+        .expect("the extra was destroyed");
+    let web_started = events
+        .iter()
+        .rposition(|(n, a, _)| n == &web && a == "start")
+        .expect("the replacement started");
+    assert!(extra_gone < web_started, "{events:#?}");
+    sb.expect(&["diff"], 0);
+}
+
+#[test]
+fn without_stop_timeout_the_stop_request_leaves_the_grace_period_to_the_container() {
+    let sb = Sandbox::new();
+    // Busybox `sleep` as PID 1 ignores SIGTERM: it is killed when its own 1 s are up.
+    let short = ["--stop-timeout", "1"];
+    sb.run("web", &short, &["sleep", "600"]);
+    sb.snapshot(&[]);
+    change_record(&sb, "web", "by hand");
+    sb.run("extra", &short, &["sleep", "600"]);
+    let proxy = HookProxy::start(&sb.dir().join("engine.sock"), |_, _| Verdict::Forward);
+    let since = now();
+
+    sb.expect(&["--host", &proxy.url(), "enforce"], 0);
+    let stops: Vec<String> = proxy
+        .seen()
+        .into_iter()
+        .filter(|r| r.starts_with("POST") && r.contains("/stop"))
+        .collect();
+    assert_eq!(stops.len(), 2, "{stops:#?}");
+    assert!(
+        stops.iter().all(|r| !r.contains("t=")),
+        "a stop overrode the container's own grace period: {stops:#?}"
+    );
+    let events = events(&sb, since);
+    if !podman() {
+        for name in [sb.name("extra"), sb.name("web")] {
+            assert_eq!(signals(&events, &name), ["15", "9"], "{events:#?}");
+        }
+    }
+    sb.expect(&["diff"], 0);
+
+    // --stop-timeout overrides it for every stop.
+    change_record(&sb, "web", "again");
+    sb.run("extra2", &short, &["sleep", "600"]);
+    sb.expect(
+        &["--host", &proxy.url(), "enforce", "--stop-timeout", "2s"],
+        0,
+    );
+    let overridden = proxy
+        .seen()
+        .into_iter()
+        .filter(|r| r.starts_with("POST") && r.contains("/stop"))
+        .filter(|r| r.contains("t=2"))
+        .count();
+    assert_eq!(overridden, 2, "{:#?}", proxy.seen());
+}
