@@ -7,7 +7,7 @@
 use serde_json::{json, Value};
 
 use crate::util::proxy::{HookProxy, Verdict};
-use crate::util::{docker, podman, Sandbox, LABEL};
+use crate::util::{podman, Sandbox, LABEL};
 
 /// A container that stops cleanly only if it is given its own signal (USR1) and more than the
 /// engine's default 10 s: on USR1 it takes 11 s to shut down, then exits 0. Killed earlier, it
@@ -18,34 +18,55 @@ const SLOW_SHUTDOWN: [&str; 3] = [
     "trap 'sleep 11; exit 0' USR1; while :; do sleep 1; done",
 ];
 
-/// What the engine reported about the sandbox's containers since `since` (Unix seconds):
-/// `(container, action, attributes)` in the engine's order.
-fn events(sb: &Sandbox, since: u64) -> Vec<(String, String, Value)> {
-    // Whole seconds: the second under way must be included, so the end is the next one.
-    let until = (now() + 1).to_string();
-    let filter = format!("label={LABEL}={}", sb.prefix);
-    let out = docker(&[
-        "events",
-        "--since",
-        &since.to_string(),
-        "--until",
-        &until,
-        "--filter",
-        &filter,
-        "--filter",
-        "type=container",
-        "--format",
-        "{{json .}}",
-    ]);
-    out.lines()
-        .map(|line| {
-            let event: Value = serde_json::from_str(line).expect("an event is JSON");
-            let attributes = event["Actor"]["Attributes"].clone();
-            let name = attributes["name"].as_str().unwrap_or_default().to_string();
-            let action = event["Action"].as_str().unwrap_or_default().to_string();
-            (name, action, attributes)
-        })
-        .collect()
+/// The engine's events about a sandbox's containers, streamed from the moment it is started
+/// (asking afterwards with `--since` would depend on the engine's ring of its last 256 events,
+/// which the other tests running meanwhile overflow).
+struct Events {
+    child: Option<std::process::Child>,
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Events {
+    fn start(sb: &Sandbox) -> Events {
+        let filter = format!("label={LABEL}={}", sb.prefix);
+        let since = now().to_string();
+        let child = std::process::Command::new("docker")
+            .args(["events", "--since", &since, "--filter", &filter])
+            .args(["--filter", "type=container", "--format", "{{json .}}"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("docker events");
+        // Subscribed before anything happens: `--since` covers the moment it takes.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        Events { child: Some(child) }
+    }
+
+    /// `(container, action, attributes and time)` in the engine's order, up to now.
+    fn stop(mut self) -> Vec<(String, String, Value)> {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let mut child = self.child.take().expect("started");
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("docker events output");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|line| {
+                let event: Value = serde_json::from_str(line).expect("an event is JSON");
+                let mut attributes = event["Actor"]["Attributes"].clone();
+                attributes["time"] = event["time"].clone();
+                let name = attributes["name"].as_str().unwrap_or_default().to_string();
+                let action = event["Action"].as_str().unwrap_or_default().to_string();
+                (name, action, attributes)
+            })
+            .collect()
+    }
 }
 
 fn now() -> u64 {
@@ -64,12 +85,23 @@ fn signals(events: &[(String, String, Value)], name: &str) -> Vec<String> {
         .collect()
 }
 
-/// The exit code `name` died with.
+/// The exit code `name` died with (Podman names the attribute otherwise).
 fn exit_code(events: &[(String, String, Value)], name: &str) -> Option<String> {
     events
         .iter()
-        .find(|(n, action, _)| n == name && (action == "die" || action == "died"))
-        .map(|(_, _, a)| a["exitCode"].as_str().unwrap_or_default().to_string())
+        .find(|(n, action, _)| n == name && action == "die")
+        .map(|(_, _, a)| {
+            let code = a.get("exitCode").or(a.get("containerExitCode"));
+            code.and_then(Value::as_str).unwrap_or_default().to_string()
+        })
+}
+
+/// Where in `events` `name` first did `action`.
+fn position(events: &[(String, String, Value)], name: &str, action: &str) -> usize {
+    events
+        .iter()
+        .position(|(n, a, _)| n == name && a == action)
+        .unwrap_or_else(|| panic!("{name} did not {action}: {events:#?}"))
 }
 
 /// Make the recorded `short` differ from the live one (label `changed=value`), so that a pass
@@ -93,41 +125,50 @@ fn extras_and_replaced_containers_get_their_own_signal_and_grace_period_side_by_
     sb.snapshot(&[]);
     change_record(&sb, "web", "by hand");
     sb.run("extra", &own, &SLOW_SHUTDOWN);
-    let since = now();
+    let events = Events::start(&sb);
 
     let out = sb.expect(&["enforce"], 0);
     assert!(out.contains(&format!("- {}", sb.name("extra"))), "{out}");
     assert!(out.contains(&format!("~ {}", sb.name("web"))), "{out}");
-    let events = events(&sb, since);
+    let events = events.stop();
     let (extra, web) = (sb.name("extra"), sb.name("web"));
     for name in [&extra, &web] {
-        // USR1 is 10; never SIGKILL (9), and a clean exit after the 11 s it needed.
-        assert_eq!(signals(&events, name), ["10"], "{name}: {events:#?}");
+        // A clean exit after the 11 s it needed: not killed at the default 10 s.
         assert_eq!(
             exit_code(&events, name).as_deref(),
             Some("0"),
             "{events:#?}"
         );
     }
-    // The two grace periods overlapped: both stops began before either container died.
-    let first_death = events
-        .iter()
-        .position(|(n, a, _)| (n == &extra || n == &web) && a == "die")
-        .expect("a death");
-    let kills_before: Vec<&String> = events[..first_death]
-        .iter()
-        .filter(|(_, a, _)| a == "kill")
-        .map(|(n, _, _)| n)
-        .collect();
-    assert!(
-        kills_before.contains(&&extra) && kills_before.contains(&&web),
-        "one stop waited for the other: {events:#?}"
-    );
-    // The replacement started only once the extra was gone.
-    let extra_gone = events
-        .iter()
-        .position(|(n, a, _)| n == &extra && a == "destroy")
-        .expect("the extra was destroyed");
+    let replacement_created = position(&events, &format!("{web}-guestlist-new"), "create");
+    let extra_died = position(&events, &extra, "die");
+    if podman() {
+        // Podman reports no `kill` event for a stop: the replacement's work began while the
+        // extra was still shutting down, and the two deaths came together, not 11 s apart.
+        assert!(replacement_created < extra_died, "{events:#?}");
+        let time = |i: usize| events[i].2["time"].as_i64().unwrap_or_default();
+        let web_died = position(&events, &web, "die");
+        assert!((time(web_died) - time(extra_died)).abs() < 5, "{events:#?}");
+    } else {
+        for name in [&extra, &web] {
+            // USR1 is 10; never SIGKILL (9).
+            assert_eq!(signals(&events, name), ["10"], "{name}: {events:#?}");
+        }
+        // The two grace periods overlapped: both stops began before either container died.
+        let first_death = extra_died.min(position(&events, &web, "die"));
+        let kills_before: Vec<&String> = events[..first_death]
+            .iter()
+            .filter(|(_, a, _)| a == "kill")
+            .map(|(n, _, _)| n)
+            .collect();
+        assert!(
+            kills_before.contains(&&extra) && kills_before.contains(&&web),
+            "one stop waited for the other: {events:#?}"
+        );
+    }
+    // The replacement started only once the extra was gone (Podman says `remove`).
+    let gone = if podman() { "remove" } else { "destroy" };
+    let extra_gone = position(&events, &extra, gone);
     let web_started = events
         .iter()
         .rposition(|(n, a, _)| n == &web && a == "start")
@@ -146,7 +187,7 @@ fn without_stop_timeout_the_stop_request_leaves_the_grace_period_to_the_containe
     change_record(&sb, "web", "by hand");
     sb.run("extra", &short, &["sleep", "600"]);
     let proxy = HookProxy::start(&sb.dir().join("engine.sock"), |_, _| Verdict::Forward);
-    let since = now();
+    let events = Events::start(&sb);
 
     sb.expect(&["--host", &proxy.url(), "enforce"], 0);
     let stops: Vec<String> = proxy
@@ -159,7 +200,7 @@ fn without_stop_timeout_the_stop_request_leaves_the_grace_period_to_the_containe
         stops.iter().all(|r| !r.contains("t=")),
         "a stop overrode the container's own grace period: {stops:#?}"
     );
-    let events = events(&sb, since);
+    let events = events.stop();
     if !podman() {
         for name in [sb.name("extra"), sb.name("web")] {
             assert_eq!(signals(&events, &name), ["15", "9"], "{events:#?}");
