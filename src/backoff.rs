@@ -288,6 +288,7 @@ mod tests {
                 finished: finished.map(at),
             },
             runs_guestlist: false,
+            origin: None,
         }
     }
 

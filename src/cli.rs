@@ -16,6 +16,7 @@ Exit codes:
                             2 could not run
   snapshot, forget, restore,
   list, show                0 done, 2 error
+  check                     0 the state file is valid, 2 it is not (or cannot be read)
   watch                     0 stopped by SIGTERM or SIGINT, 2 could not start
                               (it never exits on engine errors: it reconnects)
 
@@ -108,6 +109,10 @@ pub enum Command {
     /// Show what the state file allows (no engine needed)
     #[command(after_help = EXIT_CODES)]
     List(ListArgs),
+    /// Check a state file without asking the engine: every entry's config, host_config and
+    /// networks against what a create request can carry (for CI, before a list ships)
+    #[command(after_help = EXIT_CODES)]
+    Check(CheckArgs),
     /// Put removed containers back on the list from the audit log (without names: list them)
     #[command(after_help = EXIT_CODES)]
     Restore(RestoreArgs),
@@ -186,6 +191,13 @@ pub enum ShowFormat {
 pub struct ListArgs {
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The state file to check [default: --state, else the default state file]
+    #[arg(value_name = "PATH")]
+    pub path: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 
 mod audit;
 mod backoff;
+mod change;
 mod cli;
 mod cmd;
 mod engine;
@@ -16,6 +17,7 @@ mod plan;
 mod podman;
 mod report;
 mod rules;
+mod schema;
 mod spec;
 mod state;
 

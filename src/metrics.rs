@@ -338,6 +338,7 @@ mod tests {
             in_sync: vec!["web".into()],
             removing: vec!["cache".into()],
             spared: Vec::new(),
+            managed: Vec::new(),
         }
     }
 

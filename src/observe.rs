@@ -2,7 +2,7 @@
 //! observation: planning from a partial view would remove containers that are merely unseen.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, Result};
 use futures_util::{stream, StreamExt, TryStreamExt};
@@ -31,11 +31,60 @@ struct Inspected {
     spec: spec::ContainerSpec,
     status: String,
     last_run: Run,
+    origin: Arc<spec::Origin>,
 }
 
 /// Every container in `scope`, with the run configuration captured for those `capture` names.
 pub async fn host(engine: &Engine, scope: &Scope, capture: Capture<'_>) -> Result<Vec<Observed>> {
     let listed = engine.list(scope).await?;
+    from_list(engine, listed, capture).await
+}
+
+/// The host again after a pass acted on it, as `allowed` would see it, for less: one list
+/// call, and inspects only of the allowed containers `acted` names (created, started,
+/// replaced) and of those the list shows changed since `before` (another id, another state).
+/// The others' configuration is taken from `before`: a `docker update` of an allowed container
+/// during the pass, which the list does not show, is found by the next pass.
+pub async fn again(
+    engine: &Engine,
+    state: &crate::state::State,
+    before: &[Observed],
+    acted: &BTreeSet<String>,
+) -> Result<Vec<Observed>> {
+    let listed = engine.list(&state.scope).await?;
+    let known: HashMap<&str, &Observed> = before
+        .iter()
+        .filter(|o| o.spec.is_some())
+        .map(|o| (o.id.as_str(), o))
+        .collect();
+    let unchanged = |c: &Listed| {
+        !acted.contains(&c.name)
+            && known
+                .get(c.id.as_str())
+                .is_some_and(|o| o.name == c.name && o.status == c.status)
+    };
+    let inspect: BTreeSet<String> = listed
+        .iter()
+        .filter(|c| state.entry(&c.name).is_some() && !unchanged(c))
+        .map(|c| c.name.clone())
+        .collect();
+    let mut observed = from_list(engine, listed, Capture::Named(&inspect)).await?;
+    for o in observed.iter_mut().filter(|o| o.spec.is_none()) {
+        if let Some(earlier) = known.get(o.id.as_str()).filter(|e| e.name == o.name) {
+            o.spec = earlier.spec.clone();
+            o.last_run = earlier.last_run;
+            o.origin = earlier.origin.clone();
+        }
+    }
+    Ok(observed)
+}
+
+/// `host` from a list the engine gave.
+async fn from_list(
+    engine: &Engine,
+    listed: Vec<Listed>,
+    capture: Capture<'_>,
+) -> Result<Vec<Observed>> {
     let wants = |c: &Listed| match &capture {
         Capture::All => true,
         Capture::Named(names) => names.contains(&c.name),
@@ -68,9 +117,9 @@ pub async fn host(engine: &Engine, scope: &Scope, capture: Capture<'_>) -> Resul
             continue;
         }
         // Use the inspected state when there is one: it is newer than the list's.
-        let (spec, status, last_run) = match inspection {
-            Some(i) => (Some(i.spec), i.status, i.last_run),
-            None => (None, c.status, Run::default()),
+        let (spec, status, last_run, origin) = match inspection {
+            Some(i) => (Some(i.spec), i.status, i.last_run, Some(i.origin)),
+            None => (None, c.status, Run::default(), None),
         };
         observed.push(Observed {
             runs_guestlist: own_container_ids().contains(&c.id),
@@ -84,6 +133,7 @@ pub async fn host(engine: &Engine, scope: &Scope, capture: Capture<'_>) -> Resul
             labels: c.labels,
             last_run,
             spec,
+            origin,
         });
     }
     Ok(observed)
@@ -94,7 +144,7 @@ async fn inspect_and_capture(
     engine: &Engine,
     id: &str,
     name: &str,
-    images: &HashMap<String, Option<Value>>,
+    images: &HashMap<String, Option<Arc<Value>>>,
     names_by_id: &HashMap<String, String>,
 ) -> Result<Option<Inspected>> {
     let Some(json) = engine.inspect(id).await? else {
@@ -102,13 +152,12 @@ async fn inspect_and_capture(
     };
     let image_id = json["Image"].as_str().unwrap_or_default();
     // Normally prefetched from the list; an engine whose list spells the id otherwise is asked.
-    let fetched;
     let image_config = match images.get(image_id) {
-        Some(config) => config.as_ref(),
-        None => {
-            fetched = engine.image(image_id).await?.map(|image| image.config);
-            fetched.as_ref()
-        }
+        Some(config) => config.clone(),
+        None => engine
+            .image(image_id)
+            .await?
+            .map(|image| Arc::new(image.config)),
     };
     // References to containers outside the list (out of scope) are rare: resolve them here.
     let mut outside = HashMap::new();
@@ -120,7 +169,7 @@ async fn inspect_and_capture(
         &outside
     };
     let ctx = CaptureContext {
-        image_config,
+        image_config: image_config.as_deref(),
         defaults: &engine.defaults,
         names_by_id: names,
     };
@@ -131,6 +180,10 @@ async fn inspect_and_capture(
         status: crate::engine::state_word(json["State"]["Status"].as_str().unwrap_or_default())
             .to_string(),
         last_run: last_run(&json),
+        origin: Arc::new(spec::Origin {
+            image: image_config,
+            defaults: engine.defaults.clone(),
+        }),
     }))
 }
 
@@ -206,11 +259,11 @@ fn last_run(inspect: &Value) -> Run {
 async fn image_configs(
     engine: &Engine,
     ids: impl Iterator<Item = String>,
-) -> Result<HashMap<String, Option<Value>>> {
+) -> Result<HashMap<String, Option<Arc<Value>>>> {
     let ids: BTreeSet<String> = ids.filter(|id| !id.is_empty()).collect();
     stream::iter(ids)
         .map(|id| async move {
-            let config = engine.image(&id).await?.map(|image| image.config);
+            let config = engine.image(&id).await?.map(|image| Arc::new(image.config));
             Ok::<_, anyhow::Error>((id, config))
         })
         .buffer_unordered(READS_IN_FLIGHT)
@@ -251,7 +304,7 @@ pub async fn capture_recorded(engine: &Engine, inspect: &Value) -> Result<spec::
     let mut names_by_id = HashMap::new();
     resolve_referenced_names(engine, inspect, &HashMap::new(), &mut names_by_id).await?;
     let ctx = CaptureContext {
-        image_config: images.get(image_id).and_then(Option::as_ref),
+        image_config: images.get(image_id).and_then(Option::as_deref),
         defaults: &engine.defaults,
         names_by_id: &names_by_id,
     };

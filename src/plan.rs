@@ -9,7 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::SystemTime;
 
-use crate::rules::in_scope;
+use crate::change::{self, Change};
+use crate::rules::{in_scope, Orchestrator};
 use crate::spec::{self, ContainerSpec};
 use crate::state::State;
 
@@ -30,6 +31,9 @@ pub struct Observed {
     pub last_run: Run,
     /// This guestlist runs inside it: it is never removed or replaced, whatever the list says.
     pub runs_guestlist: bool,
+    /// What the engine added to it when it created it (its image's config, its own defaults);
+    /// known for containers whose name is on the list.
+    pub origin: Option<std::sync::Arc<spec::Origin>>,
 }
 
 /// The span of a container's last run, which tells a crash loop from a container that stayed up.
@@ -44,10 +48,26 @@ pub struct Run {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reason {
     /// Its image or run configuration differs from the record in these fields.
-    Changed(Vec<String>),
+    Changed(Vec<Change>),
     /// It shares a namespace (`--network/--ipc/--pid container:X`) with X, which is recreated in
     /// this pass; the reference to the old X dies with it.
     Dependency(String),
+    /// Compose recreated it with another configuration (its config hash changed): a deploy,
+    /// which replacing it undoes. These are the fields that differ.
+    Redeployed(Vec<Change>),
+}
+
+/// The label compose puts on every container it creates: a hash of the service's
+/// configuration, which changes with every deploy that changes the service.
+pub const COMPOSE_CONFIG_HASH: &str = "com.docker.compose.config-hash";
+
+/// A container another orchestrator owns, left to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Managed {
+    pub name: String,
+    pub by: Orchestrator,
+    /// Whether it is on the list (recorded before guestlist left such containers out).
+    pub listed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -124,6 +144,8 @@ pub struct Plan {
     /// Replacements not done because this guestlist runs in the container: replacing it would
     /// end the pass halfway. Drift that a human resolves.
     pub spared: Vec<Action>,
+    /// Containers another orchestrator owns (swarm, Kubernetes, Nomad): never acted on.
+    pub managed: Vec<Managed>,
 }
 
 impl Plan {
@@ -151,9 +173,24 @@ impl Plan {
 
 /// Plan the actions that bring `observed` back to `state`.
 pub fn plan(state: &State, observed: &[Observed]) -> Plan {
+    let mut managed: Vec<Managed> = Vec::new();
     let observed: Vec<&Observed> = observed
         .iter()
         .filter(|o| in_scope(&state.scope, &o.labels))
+        .filter(
+            |o| match Orchestrator::owning(o.labels.keys().map(String::as_str)) {
+                Some(by) => {
+                    let listed = state.entry(&o.name).is_some();
+                    managed.push(Managed {
+                        name: o.name.clone(),
+                        by,
+                        listed,
+                    });
+                    false
+                }
+                None => true,
+            },
+        )
         .collect();
     let by_name: HashMap<&str, &Observed> =
         observed.iter().map(|o| (o.name.as_str(), *o)).collect();
@@ -162,6 +199,21 @@ pub fn plan(state: &State, observed: &[Observed]) -> Plan {
     let mut in_sync = Vec::new();
     let mut removing = Vec::new();
     for entry in &state.containers {
+        // Recorded before such containers were left out: still never created nor started.
+        let labels = entry.spec.config.get("Labels").and_then(|l| l.as_object());
+        let keys = labels
+            .into_iter()
+            .flat_map(|l| l.keys().map(String::as_str));
+        if let Some(by) = Orchestrator::owning(keys) {
+            if !managed.iter().any(|m| m.name == entry.name) {
+                managed.push(Managed {
+                    name: entry.name.clone(),
+                    by,
+                    listed: true,
+                });
+            }
+            continue;
+        }
         let live = by_name.get(entry.name.as_str()).copied();
         if live.is_some_and(|o| o.status == "removing") {
             removing.push(entry.name.clone());
@@ -208,6 +260,7 @@ pub fn plan(state: &State, observed: &[Observed]) -> Plan {
     }
     removals.sort_by(|a, b| a.name().cmp(b.name()));
     tolerated.sort_by(|a, b| a.name.cmp(&b.name));
+    managed.sort_by(|a, b| (a.by, &a.name).cmp(&(b.by, &b.name)));
 
     let mut waves = vec![removals];
     waves.extend(order(state, decided));
@@ -218,6 +271,7 @@ pub fn plan(state: &State, observed: &[Observed]) -> Plan {
         in_sync,
         removing,
         spared,
+        managed,
     }
 }
 
@@ -229,13 +283,36 @@ fn classify(entry: &crate::state::Entry, observed: Option<&Observed>) -> Option<
             start: entry.running,
         });
     };
+    // The record as the engine would show it once created from this image: a hand-written
+    // value that the image supplies anyway is the image's.
+    let origin = o.origin.as_deref();
+    let same_image = o
+        .spec
+        .as_ref()
+        .is_some_and(|l| l.image_id == entry.spec.image_id);
+    let image = origin
+        .and_then(|o| o.image.as_deref())
+        .filter(|_| same_image);
+    let recorded = spec::as_created(&entry.spec, image, origin.map(|o| &o.defaults));
     let changed = o
         .spec
         .as_ref()
-        .map(|live| spec::diff(&entry.spec, live))
+        .map(|live| change::changes(&recorded, live, &spec::diff(&recorded, live)))
         .unwrap_or_default();
     if !changed.is_empty() {
-        return Some(replace(entry, o, Reason::Changed(changed)));
+        let hash = |s: &ContainerSpec| {
+            s.config
+                .get("Labels")
+                .and_then(|l| l.get(COMPOSE_CONFIG_HASH))
+                .and_then(|h| h.as_str())
+                .map(String::from)
+        };
+        let live_hash = o.spec.as_ref().and_then(hash);
+        let reason = match (hash(&entry.spec), live_hash) {
+            (Some(a), Some(b)) if a != b => Reason::Redeployed(changed),
+            _ => Reason::Changed(changed),
+        };
+        return Some(replace(entry, o, reason));
     }
     if entry.running && !o.running {
         return Some(Action::Start {
@@ -404,6 +481,7 @@ mod tests {
                 spec: Some(self.0.spec.clone()),
                 last_run: Run::default(),
                 runs_guestlist: false,
+                origin: None,
             }
         }
     }
@@ -419,6 +497,7 @@ mod tests {
             spec: None,
             last_run: Run::default(),
             runs_guestlist: false,
+            origin: None,
         }
     }
 
@@ -527,13 +606,18 @@ mod tests {
             .insert("Env".into(), json!(["A=2"]));
         live.spec.as_mut().unwrap().image_id = "sha256:2".into();
         let plan = plan(&state(vec![web]), &[live]);
-        let Action::Replace { reason, .. } = &plan.waves[0][0] else {
+        let Action::Replace {
+            reason: Reason::Changed(changes),
+            ..
+        } = &plan.waves[0][0]
+        else {
             panic!("expected a replace: {plan:?}");
         };
-        assert_eq!(
-            reason,
-            &Reason::Changed(vec!["image".into(), "config.Env".into()])
-        );
+        let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["image", "config.Env"]);
+        assert_eq!(changes[0].recorded["image_id"], json!("sha256:1"));
+        assert_eq!(changes[0].live["image_id"], json!("sha256:2"));
+        assert_eq!(changes[1].summary.as_deref(), Some("A changed"));
     }
 
     #[test]
@@ -626,6 +710,80 @@ mod tests {
             entry("b").host("VolumesFrom", json!(["a"])),
         ]);
         assert_eq!(plan(&s, &[]).actions().count(), 2);
+    }
+
+    #[test]
+    fn another_orchestrators_containers_are_never_acted_on() {
+        let task = |name: &str, label: &str| {
+            let mut o = observed(name);
+            o.labels.insert(label.into(), "x".into());
+            o
+        };
+        // A swarm task, a Kubernetes pod's container, a Nomad allocation: none is an extra.
+        let live = vec![
+            task("web.1.a", "com.docker.swarm.task.id"),
+            task("k8s_app_pod", "io.kubernetes.pod.name"),
+            task("job-1", "com.hashicorp.nomad.alloc_id"),
+            observed("intruder"),
+        ];
+        // A task recorded by an older snapshot and gone since: never created again.
+        let old_task = entry("web.2.b").host("NetworkMode", json!("bridge"));
+        let mut old_task = old_task;
+        old_task
+            .0
+            .spec
+            .config
+            .insert("Labels".into(), json!({"com.docker.swarm.task.id": "t2"}));
+        let plan = plan(&state(vec![old_task]), &live);
+        assert_eq!(markers(&plan), vec![vec!["- intruder"]]);
+        let managed: Vec<(&str, &str, bool)> = plan
+            .managed
+            .iter()
+            .map(|m| (m.name.as_str(), m.by.name(), m.listed))
+            .collect();
+        assert_eq!(
+            managed,
+            [
+                ("web.1.a", "swarm", false),
+                ("web.2.b", "swarm", true),
+                ("k8s_app_pod", "Kubernetes", false),
+                ("job-1", "Nomad", false)
+            ]
+        );
+        assert!(plan.in_sync.is_empty());
+    }
+
+    #[test]
+    fn a_compose_deploy_is_told_apart_from_other_changes() {
+        let labelled = |hash: &str, env: &str| {
+            let mut e = entry("app").env(env);
+            e.0.spec.config.insert(
+                "Labels".into(),
+                json!({COMPOSE_CONFIG_HASH: hash, "com.docker.compose.service": "app"}),
+            );
+            e
+        };
+        let live = labelled("new", "A=2").observed();
+        let deployed = plan(&state(vec![labelled("old", "A=1")]), &[live]);
+        let Action::Replace {
+            reason: Reason::Redeployed(changes),
+            ..
+        } = &deployed.waves[0][0]
+        else {
+            panic!("a deploy not told: {deployed:?}");
+        };
+        let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["config.Env", "config.Labels"]);
+        // The same hash: a change made by hand, not by compose.
+        let live = labelled("old", "A=2").observed();
+        let by_hand = plan(&state(vec![labelled("old", "A=1")]), &[live]);
+        assert!(matches!(
+            &by_hand.waves[0][0],
+            Action::Replace {
+                reason: Reason::Changed(_),
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -10,8 +10,9 @@ use serde_json::{json, Value};
 
 use crate::backoff::Held;
 
+use crate::change::Change;
 use crate::execute::ActionResult;
-use crate::plan::{Action, Plan, Reason};
+use crate::plan::{Action, Managed, Plan, Reason};
 
 /// `diff` and `enforce --dry-run` as text; starts held back by the crash-loop backoff say so.
 pub fn plan_text(plan: &Plan, held: &[Held]) -> String {
@@ -35,6 +36,7 @@ pub fn plan_text(plan: &Plan, held: &[Held]) -> String {
             action.name(),
             condition(action),
         );
+        out += &change_lines(action);
     }
     for name in &plan.removing {
         out +=
@@ -46,6 +48,7 @@ pub fn plan_text(plan: &Plan, held: &[Held]) -> String {
             t.name, t.rule, t.image
         );
     }
+    out += &managed_lines(plan);
     out += &summary(plan);
     if !held.is_empty() {
         out += &format!("; {} held back", held.len());
@@ -94,8 +97,18 @@ fn whole_seconds(wait: Duration) -> String {
 }
 
 fn why(reason: &Reason) -> String {
+    let fields = |changes: &[Change]| {
+        let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
+        fields.join(", ")
+    };
     match reason {
-        Reason::Changed(fields) => format!("changed {}", fields.join(", ")),
+        Reason::Changed(changes) => format!("changed {}", fields(changes)),
+        Reason::Redeployed(changes) => {
+            format!(
+                "redeployed by compose (its config hash changed), changed {}",
+                fields(changes)
+            )
+        }
         Reason::Dependency(owner) => format!("shares a namespace with {owner}, which is recreated"),
     }
 }
@@ -140,13 +153,21 @@ pub fn plan_json(plan: &Plan) -> Value {
                 name, id, reason, ..
             } => changed.push({
                 let mut item = match reason {
-                    Reason::Changed(fields) => json!({"name": name, "id": id, "fields": fields}),
+                    Reason::Changed(changes) | Reason::Redeployed(changes) => json!({
+                        "name": name, "id": id,
+                        "fields": changes.iter().map(|c| &c.field).collect::<Vec<_>>(),
+                        "changes": changes.iter().map(change_json).collect::<Vec<_>>(),
+                    }),
                     Reason::Dependency(owner) => {
                         json!({"name": name, "id": id, "fields": [], "namespace_owner": owner})
                     }
                 };
                 if plan.spared.contains(action) {
                     item["not_replaced"] = json!("guestlist runs in it");
+                }
+                if matches!(reason, Reason::Redeployed(_)) {
+                    item["redeployed_by"] = json!("compose");
+                    item["accept_with"] = json!(format!("guestlist snapshot {name}"));
                 }
                 item
             }),
@@ -163,6 +184,11 @@ pub fn plan_json(plan: &Plan) -> Value {
         .iter()
         .map(|t| json!({"name": t.name, "image": t.image, "rule": t.rule}))
         .collect();
+    let managed: Vec<Value> = plan
+        .managed
+        .iter()
+        .map(|m| json!({"name": m.name, "by": m.by.name(), "listed": m.listed}))
+        .collect();
     json!({
         "in_sync": plan.is_empty(),
         "missing": missing,
@@ -170,6 +196,7 @@ pub fn plan_json(plan: &Plan) -> Value {
         "changed": changed,
         "extra": extra,
         "tolerated": tolerated,
+        "managed": managed,
         "allowed_in_sync": plan.in_sync,
     })
 }
@@ -184,6 +211,7 @@ pub fn results_text(results: &[ActionResult]) -> String {
         match &r.outcome {
             Ok(notes) => {
                 out += &format!("{marker} {name:width$}  {}\n", done(&r.action));
+                out += &change_lines(&r.action);
                 for note in notes {
                     out += &format!("  {:width$}  note: {note}\n", "");
                 }
@@ -222,6 +250,160 @@ pub fn result_line(r: &ActionResult) -> String {
             verb(&r.action)
         ),
     }
+}
+
+/// One line per orchestrator whose containers are left to it: `  managed by swarm: 2 (web.1.x,
+/// web.2.y)`, and what to do about those still on the list.
+fn managed_lines(plan: &Plan) -> String {
+    let mut out = String::new();
+    let mut by: Vec<_> = plan.managed.iter().map(|m| m.by).collect();
+    by.dedup();
+    for orchestrator in by {
+        let of: Vec<&Managed> = plan
+            .managed
+            .iter()
+            .filter(|m| m.by == orchestrator)
+            .collect();
+        let names: Vec<&str> = of.iter().map(|m| m.name.as_str()).collect();
+        out += &format!(
+            "  managed by {}: {} ({}), left to it\n",
+            orchestrator.name(),
+            of.len(),
+            names.join(", ")
+        );
+        let listed: Vec<&str> = of
+            .iter()
+            .filter(|m| m.listed)
+            .map(|m| m.name.as_str())
+            .collect();
+        if !listed.is_empty() {
+            out += &format!(
+                "    on the list but never acted on: `guestlist forget {}`\n",
+                listed.join(" ")
+            );
+        }
+    }
+    out
+}
+
+/// One indented line per changed field of a replacement, with both values as a person reads
+/// them: `    host_config.Memory: 64 MiB -> 128 MiB`; for a compose deploy, how to keep it.
+fn change_lines(action: &Action) -> String {
+    let Action::Replace { reason, name, .. } = action else {
+        return String::new();
+    };
+    let (Reason::Changed(changes) | Reason::Redeployed(changes)) = reason else {
+        return String::new();
+    };
+    let mut out = String::new();
+    if matches!(reason, Reason::Redeployed(_)) {
+        out += &format!(
+            "    a compose deploy: replacing {name} undoes it, and the next `docker compose up` \
+             redoes it; to keep it: guestlist snapshot {name}\n"
+        );
+    }
+    out + &changes
+        .iter()
+        .map(|c| match &c.summary {
+            Some(summary) => format!("    {}: {summary}\n", c.field),
+            None => format!(
+                "    {}: {} -> {}\n",
+                c.field,
+                shown(&c.field, &c.recorded),
+                shown(&c.field, &c.live)
+            ),
+        })
+        .collect::<String>()
+}
+
+fn change_json(change: &Change) -> Value {
+    let mut item = json!({"field": change.field, "recorded": change.recorded, "live": change.live});
+    if let Some(summary) = &change.summary {
+        item["summary"] = json!(summary);
+    }
+    item
+}
+
+/// The longest value shown in full on a change line; longer ones are cut in the middle.
+const SHORT: usize = 60;
+
+/// A value of `field` as a person reads it: sizes in MiB, CPUs as CPUs, ports as bindings,
+/// an image as its reference and short id; anything long cut short.
+fn shown(field: &str, value: &Value) -> String {
+    let key = field.rsplit('.').next().unwrap_or(field);
+    let text = match (key, value) {
+        (_, Value::Null) => "(none)".to_string(),
+        ("image", v) => format!(
+            "{} ({})",
+            v["image"].as_str().unwrap_or_default(),
+            short_id(v["image_id"].as_str().unwrap_or_default())
+        ),
+        ("Memory" | "MemorySwap" | "MemoryReservation" | "ShmSize" | "KernelMemory", v) => {
+            match v.as_i64() {
+                Some(-1) => "unlimited".to_string(),
+                Some(bytes) => human_bytes(bytes),
+                None => compact(v),
+            }
+        }
+        ("NanoCpus", v) => match v.as_i64() {
+            Some(nano) => format!("{} CPUs", nano as f64 / 1e9),
+            None => compact(v),
+        },
+        ("PortBindings", Value::Object(ports)) => {
+            let bindings: Vec<String> = ports
+                .iter()
+                .flat_map(|(port, list)| {
+                    let list = list.as_array().cloned().unwrap_or_default();
+                    list.iter()
+                        .map(|b| {
+                            let ip = b["HostIp"].as_str().unwrap_or_default();
+                            let host = b["HostPort"].as_str().unwrap_or_default();
+                            let host = if host.is_empty() { "(any)" } else { host };
+                            format!("{port} {ip}:{host}")
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            bindings.join(", ")
+        }
+        (_, Value::String(text)) => text.clone(),
+        (_, v) => compact(v),
+    };
+    cut(&text)
+}
+
+fn compact(value: &Value) -> String {
+    value.to_string()
+}
+
+/// `text` as it is, or its start and end around an ellipsis when it is longer than `SHORT`.
+fn cut(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= SHORT {
+        return text.to_string();
+    }
+    let head: String = chars[..SHORT - 15].iter().collect();
+    let tail: String = chars[chars.len() - 12..].iter().collect();
+    format!("{head}…{tail}")
+}
+
+fn human_bytes(bytes: i64) -> String {
+    const UNITS: [(&str, i64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    for (unit, size) in UNITS {
+        if bytes >= size {
+            let value = bytes as f64 / size as f64;
+            return match bytes % size == 0 {
+                true => format!("{} {unit}", bytes / size),
+                false => format!("{value:.1} {unit}"),
+            };
+        }
+    }
+    format!("{bytes} B")
+}
+
+fn short_id(id: &str) -> &str {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    hex.get(..12).unwrap_or(hex)
 }
 
 fn done(action: &Action) -> String {
@@ -282,7 +464,20 @@ mod tests {
                         id: "a1".into(),
                         spec: spec(),
                         start: true,
-                        reason: Reason::Changed(vec!["image".into(), "config.Env".into()]),
+                        reason: Reason::Changed(vec![
+                            Change {
+                                field: "image".into(),
+                                recorded: json!({"image": "img:1", "image_id": "sha256:6ede1234abcdef"}),
+                                live: json!({"image": "img:2", "image_id": "sha256:1f3a5678abcdef"}),
+                                summary: None,
+                            },
+                            Change {
+                                field: "config.Env".into(),
+                                recorded: json!(["PASSWORD=<hidden>"]),
+                                live: json!(["DEBUG=<hidden>", "PASSWORD=<hidden>"]),
+                                summary: Some("PASSWORD changed, DEBUG added".into()),
+                            },
+                        ]),
                     },
                 ],
             ],
@@ -294,6 +489,18 @@ mod tests {
             in_sync: vec!["cache".into()],
             removing: Vec::new(),
             spared: Vec::new(),
+            managed: vec![
+                Managed {
+                    name: "web.1.x".into(),
+                    by: crate::rules::Orchestrator::Swarm,
+                    listed: false,
+                },
+                Managed {
+                    name: "web.2.y".into(),
+                    by: crate::rules::Orchestrator::Swarm,
+                    listed: true,
+                },
+            ],
         }
     }
 
@@ -306,7 +513,11 @@ mod tests {
              + web       missing: would be created and started\n\
              > db        stopped: would be started\n\
              ~ api       changed image, config.Env: would be replaced\n\
+             \x20   image: img:1 (6ede1234abcd) -> img:2 (1f3a5678abcd)\n\
+             \x20   config.Env: PASSWORD changed, DEBUG added\n\
              \x20 ci-1      tolerated by name=ci-* (image runner:2)\n\
+             \x20 managed by swarm: 2 (web.1.x, web.2.y), left to it\n\
+             \x20   on the list but never acted on: `guestlist forget web.2.y`\n\
              drift: 1 missing, 1 stopped, 1 changed, 1 extra (4 allowed, 1 tolerated)\n"
         );
     }
@@ -339,6 +550,35 @@ mod tests {
     }
 
     #[test]
+    fn values_read_in_the_units_a_person_reads() {
+        let mib = |n: i64| json!(n * 1024 * 1024);
+        assert_eq!(shown("host_config.Memory", &mib(64)), "64 MiB");
+        assert_eq!(
+            shown("host_config.ShmSize", &json!(1536 * 1024 * 1024)),
+            "1.5 GiB"
+        );
+        assert_eq!(shown("host_config.MemorySwap", &json!(-1)), "unlimited");
+        assert_eq!(
+            shown("host_config.NanoCpus", &json!(500_000_000)),
+            "0.5 CPUs"
+        );
+        assert_eq!(shown("host_config.Memory", &Value::Null), "(none)");
+        let ports = json!({"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"},
+                                      {"HostIp": "", "HostPort": ""}]});
+        assert_eq!(
+            shown("host_config.PortBindings", &ports),
+            "80/tcp 127.0.0.1:8080, 80/tcp :(any)"
+        );
+        let long = json!(["sh", "-c", "x".repeat(100)]);
+        let text = shown("config.Cmd", &long);
+        assert_eq!(text.chars().count(), SHORT - 2);
+        assert!(
+            text.starts_with("[\"sh\",\"-c\",\"xxx") && text.contains('…'),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn in_sync_text_is_one_line() {
         let plan = Plan {
             in_sync: vec!["web".into()],
@@ -354,6 +594,14 @@ mod tests {
         assert_eq!(json["missing"][0]["name"], json!("web"));
         assert_eq!(json["stopped"][0]["name"], json!("db"));
         assert_eq!(json["changed"][0]["fields"], json!(["image", "config.Env"]));
+        let changes = &json["changed"][0]["changes"];
+        assert_eq!(changes[0]["field"], json!("image"));
+        assert_eq!(changes[0]["live"]["image"], json!("img:2"));
+        assert_eq!(
+            changes[1]["summary"],
+            json!("PASSWORD changed, DEBUG added")
+        );
+        assert_eq!(changes[1]["recorded"], json!(["PASSWORD=<hidden>"]));
         assert_eq!(json["extra"][0]["image"], json!("evil:1"));
         assert_eq!(json["tolerated"][0]["rule"], json!("name=ci-*"));
     }

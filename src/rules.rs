@@ -87,6 +87,38 @@ pub fn in_scope(scope: &Scope, labels: &HashMap<String, String>) -> bool {
     scope.iter().all(|s| s.matches(labels))
 }
 
+/// Another orchestrator that owns a container, known by the labels it puts on every container
+/// it runs. Its containers are its own: guestlist never records, starts, removes or replaces
+/// them (a swarm task started again after a rolling update runs outside swarm's control, and
+/// swarm recreates what guestlist removes, for ever).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Orchestrator {
+    Swarm,
+    Kubernetes,
+    Nomad,
+}
+
+impl Orchestrator {
+    /// The orchestrator whose label is among `keys`, if any.
+    pub fn owning<'a>(keys: impl IntoIterator<Item = &'a str>) -> Option<Orchestrator> {
+        keys.into_iter().find_map(|key| match key {
+            "com.docker.swarm.task.id" => Some(Orchestrator::Swarm),
+            // cri-dockerd (and dockershim before it) label every container of a pod.
+            "io.kubernetes.pod.name" | "io.kubernetes.pod.uid" => Some(Orchestrator::Kubernetes),
+            "com.hashicorp.nomad.alloc_id" => Some(Orchestrator::Nomad),
+            _ => None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Orchestrator::Swarm => "swarm",
+            Orchestrator::Kubernetes => "Kubernetes",
+            Orchestrator::Nomad => "Nomad",
+        }
+    }
+}
+
 /// A rule that tolerates extra containers: they are neither removed nor restored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -238,5 +270,24 @@ mod tests {
         let json = serde_json::to_string(&rule).unwrap();
         assert_eq!(json, "\"name=ci-*\"");
         assert_eq!(serde_json::from_str::<AllowRule>(&json).unwrap(), rule);
+    }
+
+    #[test]
+    fn other_orchestrators_are_known_by_their_labels() {
+        let owner = |keys: &[&str]| Orchestrator::owning(keys.iter().copied());
+        assert_eq!(
+            owner(&["com.docker.swarm.service.name", "com.docker.swarm.task.id"]),
+            Some(Orchestrator::Swarm)
+        );
+        assert_eq!(
+            owner(&["io.kubernetes.pod.name", "io.kubernetes.container.name"]),
+            Some(Orchestrator::Kubernetes)
+        );
+        assert_eq!(
+            owner(&["com.hashicorp.nomad.alloc_id"]),
+            Some(Orchestrator::Nomad)
+        );
+        // A compose project is not another orchestrator: it runs once and leaves.
+        assert_eq!(owner(&["com.docker.compose.project", "team"]), None);
     }
 }

@@ -80,6 +80,14 @@ pub struct EngineDefaults {
     pub cgroupns_mode: String,
 }
 
+/// What an engine adds to a container it creates: its image's `Config` (`None` when the image
+/// is gone) and the engine's own defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Origin {
+    pub image: Option<std::sync::Arc<Value>>,
+    pub defaults: EngineDefaults,
+}
+
 /// Everything `capture` needs beyond the container's own inspect output.
 pub struct CaptureContext<'a> {
     /// The image's `Config` as `docker image inspect` shows it; `None` when the image is gone, in
@@ -115,7 +123,7 @@ const CONFIG_INSTANCE_FIELDS: &[&str] = &[
 /// `docker run`, and the CLI's id file.
 const HOST_INSTANCE_FIELDS: &[&str] = &["ConsoleSize", "ContainerIDFile"];
 /// Endpoint settings that are user intent; the rest (IP, gateway, ids, MAC) is runtime data.
-const ENDPOINT_FIELDS: &[&str] = &["Aliases", "IPAMConfig", "Links", "DriverOpts"];
+pub const ENDPOINT_FIELDS: &[&str] = &["Aliases", "IPAMConfig", "Links", "DriverOpts"];
 
 /// Record what the user set on a container, given its `docker inspect` output as JSON.
 pub fn capture(inspect: &Value, ctx: &CaptureContext<'_>) -> Result<ContainerSpec> {
@@ -216,6 +224,12 @@ fn user_set_hostname(
 /// Remove from `config` what the image supplied, following the engine's merge rules
 /// (moby `daemon/commit.go` `merge`): a value equal to the image's is the image's.
 fn subtract_image_defaults(config: &mut Map<String, Value>, image: &Value) {
+    subtract_image_values(config, image);
+    subtract_command(config, image);
+}
+
+/// Everything of `subtract_image_defaults` but the command, which is decided as a pair.
+fn subtract_image_values(config: &mut Map<String, Value>, image: &Value) {
     let image_env: BTreeSet<&str> = strings(&image["Env"]).into_iter().collect();
     if let Some(Value::Array(env)) = config.get_mut("Env") {
         env.retain(|e| !e.as_str().is_some_and(|s| image_env.contains(s)));
@@ -237,7 +251,6 @@ fn subtract_image_defaults(config: &mut Map<String, Value>, image: &Value) {
             config.remove(key);
         }
     }
-    subtract_command(config, image);
 }
 
 /// Entrypoint and Cmd are inherited together: the image's Cmd applies only while the user gave
@@ -266,6 +279,15 @@ fn subtract_command(config: &mut Map<String, Value>, image: &Value) {
 
 /// Drop HostConfig values the daemon fills in by itself (engine-api notes, section 3.1 item 18).
 fn strip_daemon_defaults(host: &mut Map<String, Value>, defaults: &EngineDefaults) {
+    strip_configured_defaults(host, defaults);
+    strip_fixed_defaults(host);
+    if defaults.kind == EngineKind::Docker {
+        settle_pids_limit(host, defaults.kind);
+    }
+}
+
+/// Drop HostConfig values equal to what this engine's own settings fill in.
+fn strip_configured_defaults(host: &mut Map<String, Value>, defaults: &EngineDefaults) {
     let is = |host: &Map<String, Value>, key: &str, value: &str| {
         host.get(key).and_then(Value::as_str) == Some(value)
     };
@@ -279,6 +301,16 @@ fn strip_daemon_defaults(host: &mut Map<String, Value>, defaults: &EngineDefault
     if log_is_default {
         host.remove("LogConfig");
     }
+    if is(host, "CgroupnsMode", &defaults.cgroupns_mode) {
+        host.remove("CgroupnsMode");
+    }
+}
+
+/// Drop HostConfig values every engine fills in the same way, whatever its settings.
+fn strip_fixed_defaults(host: &mut Map<String, Value>) {
+    let is = |host: &Map<String, Value>, key: &str, value: &str| {
+        host.get(key).and_then(Value::as_str) == Some(value)
+    };
     // The daemon fills these with the OCI default lists unless the container is privileged.
     for key in ["MaskedPaths", "ReadonlyPaths"] {
         if host
@@ -295,9 +327,6 @@ fn strip_daemon_defaults(host: &mut Map<String, Value>, defaults: &EngineDefault
     if is(host, "IpcMode", "private") {
         host.remove("IpcMode");
     }
-    if is(host, "CgroupnsMode", &defaults.cgroupns_mode) {
-        host.remove("CgroupnsMode");
-    }
     // "default" (20.10) and "bridge" (newer engines convert at create) are the same network.
     if is(host, "NetworkMode", "default") || is(host, "NetworkMode", "bridge") {
         host.remove("NetworkMode");
@@ -313,15 +342,142 @@ fn strip_daemon_defaults(host: &mut Map<String, Value>, defaults: &EngineDefault
     if memory > 0 && host.get("MemorySwap").and_then(Value::as_i64) == Some(memory * 2) {
         host.remove("MemorySwap");
     }
-    // 0 and -1 both mean "no pids limit" to Docker. To Podman they are choices: without one
-    // it applies its own default limit (2048).
-    let unlimited = host
-        .get("PidsLimit")
-        .and_then(Value::as_i64)
-        .is_some_and(|l| l <= 0);
-    if unlimited && defaults.kind == EngineKind::Docker {
-        host.remove("PidsLimit");
+}
+
+/// Podman's pids limit for a container that asked for none (containers.conf `pids_limit`).
+const PODMAN_PIDS_LIMIT: i64 = 2048;
+
+/// The pids limit as `kind` reports it. 0 and -1 both mean "no pids limit" to Docker. To Podman
+/// they are choices: without one it applies its own default limit (2048), which it reports.
+fn settle_pids_limit(host: &mut Map<String, Value>, kind: EngineKind) {
+    let limit = host.get("PidsLimit").and_then(Value::as_i64);
+    match kind {
+        EngineKind::Docker if limit.is_some_and(|l| l <= 0) => {
+            host.remove("PidsLimit");
+        }
+        EngineKind::Podman if limit.is_none() => {
+            host.insert("PidsLimit".into(), Value::from(PODMAN_PIDS_LIMIT));
+        }
+        _ => {}
     }
+}
+
+/// Bring a record written by hand into the form `capture` writes, so that it compares equal to
+/// the container created from it and no pass replaces that container again: what the engine
+/// fills in when it creates one (a retry count of 0, twice the memory as swap), spells another
+/// way (`:rw` binds), or what means nothing (zero values, the 64 MiB shm, `private` IPC, the
+/// default network, the container's own name as an alias). A port without a protocol is TCP:
+/// the engine would keep `80` and the image's `80/tcp` apart. Idempotent, and a record
+/// `capture` wrote is left as it is.
+pub fn normalize(name: &str, spec: &mut ContainerSpec) {
+    let (config, host) = (&mut spec.config, &mut spec.host_config);
+    normalize_binds(host);
+    drop_covered_volumes(config, host);
+    for (part, key) in [(&mut *config, "ExposedPorts"), (&mut *host, "PortBindings")] {
+        if let Some(Value::Object(ports)) = part.get_mut(key) {
+            *ports = std::mem::take(ports)
+                .into_iter()
+                .map(|(port, v)| match port.contains('/') {
+                    true => (port, v),
+                    false => (format!("{port}/tcp"), v),
+                })
+                .collect();
+        }
+    }
+    if let Some(Value::Object(policy)) = host.get_mut("RestartPolicy") {
+        policy.entry("MaximumRetryCount").or_insert(Value::from(0));
+    }
+    strip_zero(config, CONFIG_KEEP_ZERO);
+    strip_fixed_defaults(host);
+    // A zero pids limit means something to Podman, nothing to Docker: the engine decides, when
+    // a pass compares (`as_created`).
+    strip_zero(host, &[HOST_KEEP_ZERO, &["PidsLimit"]].concat());
+    for endpoint in spec.networks.values_mut() {
+        if let Some(Value::Array(aliases)) = endpoint.get_mut("Aliases") {
+            aliases.retain(|a| a.as_str() != Some(name));
+        }
+        if let Some(Value::Object(ipam)) = endpoint.get_mut("IPAMConfig") {
+            ipam.retain(|_, v| !is_zero(v));
+        }
+        endpoint.retain(|_, v| !is_zero(v));
+    }
+}
+
+/// The record as `capture` would read the container created from it by an engine with
+/// `defaults`, from an image with the `Config` `image`, for comparing with the live container:
+/// what a hand-written record states although the engine's settings or the image supply it
+/// (the default runtime, an env entry, the command, a label) is theirs, and the image's volumes
+/// get anonymous volumes the record need not name. `capture`'s own records come out as they
+/// went in. For comparing only: a create request is built from the record itself.
+pub fn as_created(
+    recorded: &ContainerSpec,
+    image: Option<&Value>,
+    defaults: Option<&EngineDefaults>,
+) -> ContainerSpec {
+    let mut spec = recorded.clone();
+    if let Some(defaults) = defaults {
+        strip_configured_defaults(&mut spec.host_config, defaults);
+        settle_pids_limit(&mut spec.host_config, defaults.kind);
+        // A record without networks runs on the engine's default one, which it reports.
+        let mode = spec.host_config.get("NetworkMode");
+        if spec.networks.is_empty() && mode.is_none() {
+            let network = match defaults.kind {
+                EngineKind::Docker => "bridge",
+                EngineKind::Podman => "podman",
+            };
+            spec.networks.insert(network.into(), Map::new());
+        }
+    }
+    let Some(image) = image else {
+        return spec;
+    };
+    let config = &mut spec.config;
+    // Anonymous volumes at the image's and the record's volume paths that nothing else mounts.
+    let covered = host_destinations(&spec.host_config);
+    let mut places: Vec<String> = strings_of_keys(&image["Volumes"]);
+    places.extend(
+        config
+            .get("Volumes")
+            .map(strings_of_keys)
+            .unwrap_or_default(),
+    );
+    for destination in places {
+        let named = spec
+            .anonymous_volumes
+            .iter()
+            .any(|v| v.destination == destination);
+        if !named && !covered.contains(&destination) {
+            spec.anonymous_volumes.push(AnonymousVolume {
+                destination,
+                name: String::new(),
+                read_only: false,
+            });
+        }
+    }
+    spec.anonymous_volumes
+        .sort_by(|a, b| a.destination.cmp(&b.destination));
+    spec.anonymous_volumes
+        .dedup_by(|a, b| a.destination == b.destination);
+    subtract_image_values(config, image);
+    // The image's command runs when the record names no entrypoint of its own; the image's
+    // entrypoint with its command is the image's too.
+    let entrypoint = config.get("Entrypoint").cloned().unwrap_or(Value::Null);
+    let cmd_is_image = config.get("Cmd") == Some(&image["Cmd"]);
+    if cmd_is_image && (entrypoint.is_null() || entrypoint == image["Entrypoint"]) {
+        config.remove("Cmd");
+        if entrypoint == image["Entrypoint"] {
+            config.remove("Entrypoint");
+        }
+    }
+    strip_zero(config, CONFIG_KEEP_ZERO);
+    spec
+}
+
+fn strings_of_keys(value: &Value) -> Vec<String> {
+    value
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default()
 }
 
 /// `container:<full id>` becomes `container:<name>`: the id dies with the container, the name
@@ -977,6 +1133,70 @@ mod tests {
         let mut always = spec.clone();
         always.host_config["RestartPolicy"] = json!({"Name": "always", "MaximumRetryCount": 0});
         assert_eq!(diff(&always, &unset), ["host_config.RestartPolicy"]);
+    }
+
+    #[test]
+    fn what_capture_records_is_left_as_it_is_by_normalize_and_as_created() {
+        let image = image();
+        let mut defaults_only = inspect();
+        defaults_only["HostConfig"]["NetworkMode"] = json!("default");
+        defaults_only["NetworkSettings"]["Networks"] = json!({"bridge": {}});
+        for mut inspect in [inspect(), defaults_only] {
+            inspect["Name"] = json!("/web");
+            let captured = capture_with(&inspect, Some(&image));
+            let mut normalized = captured.clone();
+            normalize("web", &mut normalized);
+            assert_eq!(normalized, captured);
+            let created = as_created(&captured, Some(&image), Some(&defaults()));
+            assert_eq!(created, captured);
+        }
+    }
+
+    #[test]
+    fn a_hand_written_record_compares_equal_to_the_container_made_from_it() {
+        let image = image();
+        // As a person writes it: the image's env and command restated, a port without its
+        // protocol, a policy without its count, a `:rw` bind, zero values, no networks, and no
+        // word of the image's volume.
+        let mut hand: ContainerSpec = serde_json::from_value(json!({
+            "image": "probe:1", "image_id": "sha256:6ede",
+            "config": {"Env": ["PATH=/bin", "MODE=prod"], "Cmd": ["sleep", "3600"],
+                       "ExposedPorts": {"80": {}}, "Tty": false, "Labels": {}},
+            "host_config": {"Memory": 67108864, "MemorySwap": 134217728, "Privileged": false,
+                            "Runtime": "runc", "LogConfig": {"Type": "json-file"},
+                            "RestartPolicy": {"Name": "always"}, "Binds": ["/srv:/srv:rw"],
+                            "PortBindings": {"80": [{"HostIp": "127.0.0.1", "HostPort": "8081"}]}}
+        }))
+        .unwrap();
+        normalize("web", &mut hand);
+        // What the engine reports for the container created from it.
+        let mut created = inspect();
+        created["Config"]["Env"] = json!(["PATH=/bin", "MODE=prod", "IMG_ENV=from-image"]);
+        created["Config"]["Labels"] = json!({"img.label": "from-image"});
+        created["Config"]["Volumes"] = json!({"/vol": {}});
+        created["HostConfig"]["NetworkMode"] = json!("default");
+        created["HostConfig"]["Init"] = Value::Null;
+        created["HostConfig"]["Binds"] = json!(["/srv:/srv"]);
+        created["HostConfig"]["RestartPolicy"] = json!({"Name": "always", "MaximumRetryCount": 0});
+        created["NetworkSettings"]["Networks"] = json!({"bridge": {"Aliases": null}});
+        created["Mounts"] = json!([
+            {"Type": "bind", "Source": "/srv", "Destination": "/srv", "RW": true},
+            {"Type": "volume", "Name": IMAGE_VOLUME, "Destination": "/vol", "RW": true}
+        ]);
+        let live = capture_with(&created, Some(&image));
+        assert_eq!(
+            diff(&hand, &live),
+            [
+                "config.Cmd",
+                "config.Env",
+                "host_config.LogConfig",
+                "host_config.Runtime",
+                "networks.bridge",
+                "anonymous_volumes"
+            ]
+        );
+        let hand = as_created(&hand, Some(&image), Some(&defaults()));
+        assert_eq!(diff(&hand, &live), Vec::<String>::new());
     }
 
     #[test]

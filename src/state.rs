@@ -89,12 +89,18 @@ pub fn data_dir() -> Result<PathBuf> {
     Ok(base.data_dir().join("guestlist"))
 }
 
-/// Read and validate the state file at `path`.
+/// Read and validate the state file at `path`, refusing one that others could have written.
 pub fn load(path: &Path) -> Result<State, LoadError> {
     if path.exists() {
         trusted(path, "state file")?;
         trusted(&directory_of(path), "state directory")?;
     }
+    read(path)
+}
+
+/// Read and validate the state file at `path`, whoever could write it: for checking a list
+/// (under review, say) that is not used to act.
+pub fn read(path: &Path) -> Result<State, LoadError> {
     let text = match fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -130,9 +136,43 @@ pub fn parse(text: &str) -> Result<State> {
              state file?"
         ),
     }
-    let state: State = serde_json::from_str(text).map_err(located)?;
+    let mut state: State = serde_json::from_str(text).map_err(located)?;
     validate(&state)?;
+    check_entries(text, &state)?;
+    for entry in &mut state.containers {
+        crate::spec::normalize(&entry.name, &mut entry.spec);
+    }
     Ok(state)
+}
+
+/// Refuse entries a create request could not carry as written (`schema`), naming every field
+/// at fault with its line and column.
+fn check_entries(text: &str, state: &State) -> Result<()> {
+    let entries: Vec<(String, &ContainerSpec)> = state
+        .containers
+        .iter()
+        .map(|e| (e.name.clone(), &e.spec))
+        .collect();
+    let problems = crate::schema::check(&entries);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = problems
+        .iter()
+        .map(|p| {
+            let at = match crate::schema::locate(text, p) {
+                Some((line, column)) => format!("line {line} column {column}: "),
+                None => String::new(),
+            };
+            format!(
+                "{at}container {}: {}: {}",
+                p.container,
+                p.field(),
+                p.message
+            )
+        })
+        .collect();
+    bail!("{}", lines.join("\n"))
 }
 
 fn located(e: serde_json::Error) -> anyhow::Error {

@@ -581,5 +581,25 @@ fn the_ansible_playbook_passes_its_syntax_check_and_ships_a_valid_list() {
     let state = dir.join("states").join("default.json");
     let copy = sb.dir().join("state.json");
     std::fs::copy(&state, &copy).expect("copy");
-    sb.expect(&["--state", copy.to_str().expect("path"), "list"], 0);
+    // The command the playbook validates with, as it runs it (`%s` is the file to install).
+    let validate = playbook
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("validate: /usr/local/bin/guestlist "))
+        .expect("the playbook validates the list with guestlist");
+    let copy = copy.to_str().expect("path");
+    let args: Vec<&str> = validate
+        .split_whitespace()
+        .map(|a| if a == "%s" { copy } else { a })
+        .collect();
+    assert_eq!(args[0], "check", "{validate}");
+    sb.expect(&args, 0);
+    // And it refuses a list with a typo, so that Ansible keeps the old one.
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(copy).expect("state")).expect("JSON");
+    state["containers"] = serde_json::json!([{"name": "web", "spec": {
+        "image": "nginx:1", "image_id": "sha256:1", "host_config": {"Memroy": 1}}}]);
+    std::fs::write(copy, state.to_string()).expect("write");
+    let (code, _, stderr) = sb.gl(&args);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("did you mean `Memory`?"), "{stderr}");
 }

@@ -17,8 +17,12 @@ mod fidelity;
 mod flow;
 /// Metrics, and the contrib files checked by the tools that read them.
 mod operations;
+/// Another orchestrator's containers (swarm, compose deploys) are its own.
+mod orchestrators;
 /// The requests a pass sends and how many at once (never timed; see contrib/bench/perf.py).
 mod performance;
+/// Hand-edited lists checked like code; hand-written entries that do not loop.
+mod record;
 /// Removal limits, self-protection, locking, SIGKILL convergence, outdated actions.
 mod safety;
 /// Each container stopped with its own signal and grace period; grace periods that overlap.

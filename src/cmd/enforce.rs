@@ -8,9 +8,9 @@ use anyhow::Result;
 
 use super::pass::{self, Acted, Options, Pass};
 use super::{print, Outcome, Settings};
-use crate::backoff::Held;
 use crate::cli::EnforceArgs;
 use crate::engine::Engine;
+use crate::execute::ActionResult;
 use crate::metrics::{self, Ended, Metrics, PassFacts};
 use crate::state::State;
 use crate::{observe, plan, report};
@@ -79,15 +79,28 @@ async fn enforce(
                 }
                 return Ok(Outcome::Failed);
             }
-            verify(&engine, &state, &pass.held).await
+            verify(&engine, &state, pass, results).await
         }
     }
 }
 
 /// Every action succeeded; check that the host really matches the list now (a container can
-/// exit right after it started, or be changed by someone else meanwhile).
-async fn verify(engine: &Engine, state: &State, held: &[Held]) -> Result<Outcome> {
-    let remaining = plan::plan(state, &observe::allowed(engine, state).await?);
+/// exit right after it started, or be changed by someone else meanwhile). What the pass acted
+/// on is read again, and everything else is listed: the list shows what was created, removed,
+/// stopped or started meanwhile.
+async fn verify(
+    engine: &Engine,
+    state: &State,
+    pass: &Pass,
+    results: &[ActionResult],
+) -> Result<Outcome> {
+    let held = &pass.held;
+    let acted = results
+        .iter()
+        .map(|r| r.action.name().to_string())
+        .collect();
+    let now = observe::again(engine, state, &pass.observed, &acted).await?;
+    let remaining = plan::plan(state, &now);
     if remaining.is_empty() {
         return Ok(Outcome::Clean);
     }

@@ -1,6 +1,7 @@
 //! The subcommands, and what they share: resolving settings, loading the state, connecting,
 //! the outcome of a command and its exit code.
 
+mod check;
 mod diff;
 mod enforce;
 mod forget;
@@ -238,6 +239,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             Command::Watch(args) => watch::run(&settings, args).await,
             Command::Restore(args) => restore::run(&settings, args).await,
             Command::List(args) => list::run(&settings, args),
+            Command::Check(args) => check::run(&settings, args),
             Command::Show(args) => show::run(&settings, args),
             Command::Completions(args) => completions(args.shell),
             Command::Man(args) => man(args.dir.as_deref()),

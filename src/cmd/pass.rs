@@ -14,8 +14,8 @@ use crate::backoff::{self, Held, Policy};
 use crate::engine::Engine;
 use crate::execute::{self, ActionResult};
 use crate::observe;
-use crate::plan::Action;
 use crate::plan::{self, Plan};
+use crate::plan::{Action, Observed};
 use crate::state::State;
 
 /// How many containers one pass may remove or replace unless `--max-removals` says otherwise.
@@ -39,6 +39,8 @@ pub struct Options {
 pub struct Pass {
     /// Everything that drifted, held starts included.
     pub plan: Plan,
+    /// The host as the pass found it, before acting.
+    pub observed: Vec<Observed>,
     /// Starts held back because the container keeps dying.
     pub held: Vec<Held>,
     /// Containers in scope that were running when the pass observed them.
@@ -118,6 +120,7 @@ pub async fn run(
     }
     Ok(Pass {
         running: observed.iter().filter(|o| o.running).count(),
+        observed,
         plan,
         held,
         acted,

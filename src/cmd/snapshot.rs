@@ -1,6 +1,8 @@
 //! `guestlist snapshot`: record the containers running now as the list, or add and refresh the
 //! named ones in the existing list (how an operator approves a new or updated container).
 
+use std::collections::BTreeMap;
+
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::{print, Hint, Outcome, Settings};
@@ -8,6 +10,7 @@ use crate::cli::SnapshotArgs;
 use crate::execute::REPLACEMENT_SUFFIX;
 use crate::observe::{self, Capture};
 use crate::plan::Observed;
+use crate::rules::Orchestrator;
 use crate::spec::EngineKind;
 use crate::state::{self, Entry, LoadError, State, VERSION};
 
@@ -32,6 +35,8 @@ async fn whole(settings: &Settings, args: SnapshotArgs) -> Result<Outcome> {
     }
     let engine = settings.connect().await?;
     let observed = observe::host(&engine, &args.scope, Capture::All).await?;
+    let (observed, managed): (Vec<Observed>, Vec<Observed>) =
+        observed.into_iter().partition(|o| owner(o).is_none());
     let containers: Vec<Entry> = observed
         .into_iter()
         // A replacement under its temporary name is an unfinished pass, not a container.
@@ -54,7 +59,34 @@ async fn whole(settings: &Settings, args: SnapshotArgs) -> Result<Outcome> {
     state.upsert(containers);
     state::save(&settings.state_path, &state)?;
     print(&recorded(settings, &state, state.containers.iter()));
+    print(&left_out(&managed));
     Ok(Outcome::Clean)
+}
+
+/// The orchestrator that owns `o`, if another one does.
+fn owner(o: &Observed) -> Option<Orchestrator> {
+    Orchestrator::owning(o.labels.keys().map(String::as_str))
+}
+
+/// Which containers another orchestrator owns and the snapshot left out, by orchestrator.
+fn left_out(managed: &[Observed]) -> String {
+    let mut by: BTreeMap<Orchestrator, Vec<&str>> = BTreeMap::new();
+    for o in managed {
+        if let Some(orchestrator) = owner(o) {
+            by.entry(orchestrator).or_default().push(&o.name);
+        }
+    }
+    by.iter()
+        .map(|(orchestrator, names)| {
+            format!(
+                "left out {} containers managed by {} ({}): they are its own, never recorded, \
+                 started, removed or replaced\n",
+                names.len(),
+                orchestrator.name(),
+                names.join(", ")
+            )
+        })
+        .collect()
 }
 
 async fn named(settings: &Settings, args: SnapshotArgs) -> Result<Outcome> {
@@ -74,12 +106,15 @@ async fn named(settings: &Settings, args: SnapshotArgs) -> Result<Outcome> {
     let observed = observe::host(&engine, &state.scope, Capture::Named(&wanted)).await?;
     let mut entries = Vec::new();
     for name in &args.names {
-        match observed
-            .iter()
-            .find(|o| &o.name == name)
-            .cloned()
-            .and_then(entry)
-        {
+        let found = observed.iter().find(|o| &o.name == name);
+        if let Some(orchestrator) = found.and_then(owner) {
+            bail!(
+                "{name} is managed by {}: guestlist leaves its containers to it (nothing was \
+                 changed)",
+                orchestrator.name()
+            );
+        }
+        match found.cloned().and_then(entry) {
             Some(entry) => entries.push(entry),
             None if state.scope.is_empty() => {
                 bail!(

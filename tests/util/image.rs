@@ -35,6 +35,16 @@ pub fn as_reported(reference: &str) -> String {
 /// Import the busybox image under `tag` with extra `--change` instructions; returns the tag.
 /// Each import makes a new image id, which the image-identity tests rely on.
 pub fn import(tag: &str, extra_changes: &[&str]) -> String {
+    let podman = super::podman();
+    import_to(None, podman, tag, extra_changes)
+}
+
+/// `import` into the (Docker) engine at `host` instead of the one under test.
+pub fn import_into(host: &str, tag: &str, extra_changes: &[&str]) -> String {
+    import_to(Some(host), false, tag, extra_changes)
+}
+
+fn import_to(host: Option<&str>, podman: bool, tag: &str, extra_changes: &[&str]) -> String {
     let root = tempfile::tempdir().expect("temporary directory");
     let bin = root.path().join("bin");
     std::fs::create_dir_all(&bin).expect("bin directory");
@@ -78,7 +88,7 @@ pub fn import(tag: &str, extra_changes: &[&str]) -> String {
         "WORKDIR /tmp",
     ];
     // Podman 4.3 imports no HEALTHCHECK; its images carry none.
-    if !super::podman() {
+    if !podman {
         changes.push("HEALTHCHECK --interval=300s CMD true");
     }
     changes.extend_from_slice(extra_changes);
@@ -89,7 +99,11 @@ pub fn import(tag: &str, extra_changes: &[&str]) -> String {
     }
     args.push("-".into());
     args.push(tag.into());
-    let mut child = Command::new("docker")
+    let mut command = Command::new("docker");
+    if let Some(host) = host {
+        command.env("DOCKER_HOST", host);
+    }
+    let mut child = command
         .args(&args)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

@@ -2,6 +2,7 @@
 //! cleaned up on drop (so also when the test panics). Integration tests talk to the real engine
 //! at DOCKER_HOST or the default socket; when none answers they fail saying so.
 
+pub mod engine;
 pub mod image;
 pub mod proxy;
 pub mod watch;

@@ -1,0 +1,34 @@
+//! `guestlist check [PATH]`: validate a state file without asking the engine, so that CI can
+//! refuse a hand-edited list before it ships. Changes nothing.
+
+use anyhow::{Context, Result};
+
+use super::{print, Hint, Outcome, Settings};
+use crate::cli::CheckArgs;
+use crate::state::{self, LoadError};
+
+pub fn run(settings: &Settings, args: CheckArgs) -> Result<Outcome> {
+    let path = args.path.unwrap_or_else(|| settings.state_path.clone());
+    let state = match state::read(&path) {
+        Ok(state) => state,
+        Err(LoadError::NotFound(path)) => {
+            anyhow::bail!("no state file at {}", path.display())
+        }
+        Err(LoadError::Malformed(e)) => {
+            return Err(e).context(Hint(
+                "fix the fields named above (the file was not modified); the Docker Engine \
+                 API reference names every field a create request takes"
+                    .into(),
+            ))
+        }
+        Err(LoadError::Other(e)) => return Err(e),
+    };
+    print(&format!(
+        "valid: {}: {} containers allowed, {} scope selectors, {} allow rules\n",
+        path.display(),
+        state.containers.len(),
+        state.scope.len(),
+        state.allow.len()
+    ));
+    Ok(Outcome::Clean)
+}
