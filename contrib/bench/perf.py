@@ -9,10 +9,11 @@ Scenarios (each alternates guestlist and its baseline trial by trial, swapping w
 first, after one untimed warm-up of each):
   diff      `guestlist diff` over N in-sync containers  vs  `docker inspect` of the same N;
             also a no-op `guestlist enforce`, its peak memory, and the time per container
-  restore   `guestlist enforce` recreating 10 deleted containers  vs  the docker CLI recreating
-            the same 10 in parallel (`xargs -P 10 docker run -d ...`)
-  remove    `guestlist enforce --stop-timeout 0` removing 10 extras  vs  `docker rm -f` of them;
-            and 10 extras that ignore SIGTERM with `--stop-timeout 2s`: one grace period, not 10
+  restore   `guestlist enforce` recreating 10 deleted of N allowed containers  vs  the docker
+            CLI recreating the same 10 in parallel (`xargs -P 10 docker run -d ...`)
+  remove    `guestlist enforce --stop-timeout 0` removing 10 extras beside N allowed containers
+            vs  `docker rm -f` of them; and (at the first N) 10 extras that ignore SIGTERM with
+            `--stop-timeout 2s`: one grace period, not 10
   compose   a no-op `guestlist enforce` over 20 containers  vs  `docker-compose up -d
             --remove-orphans` over the same 20 services (each tool keeps its own 20), and both
             restoring 5 deleted ones
@@ -221,70 +222,86 @@ def bench_diff():
             remove(names)
 
 
-def bench_restore():
-    n = 10
-    label = f"bench.restore={RUN}"
-    names = [f"{RUN}-r-{i}" for i in range(n)]
-    lines = "".join(" ".join(run_args(name, label)) + "\n" for name in names)
+def allowed_set(n, kind):
+    """n in-sync containers in a scope of their own, snapshotted: the host a pass acts on."""
+    label = f"bench.{kind}={RUN}-{n}"
+    names = [f"{RUN}-{kind[0]}{n}-{i}" for i in range(n)]
     start_all([run_args(name, label) for name in names])
-    try:
-        env = snapshot(WORK / "restore.json", f"label={label}")
-        samples = Samples()
-        alternate(
-            samples,
-            {
-                "guestlist": lambda: timed([GUESTLIST, "enforce"], env),
-                "docker": lambda: timed(["xargs", "-P", str(n), "-L", "1", "docker", "run", "-d"],
-                                        stdin=lines),
-            },
-            prepare=lambda _: remove(names),
-        )
-        g, d = samples.median("guestlist"), samples.median("docker")
-        print(f"\n### restoring {n} deleted containers, {TRIALS} trials\n")
-        table(["guestlist enforce", f"xargs -P {n} docker run -d", "ratio"])
-        row([f"{g:.0f}", f"{d:.0f}", ratio(g, d)])
-    finally:
-        remove(names)
+    env = snapshot(WORK / f"{kind}{n}.json", f"label={label}")
+    return label, names, env
+
+
+def bench_restore():
+    """10 of N allowed containers deleted: guestlist recreates them, or the docker CLI does."""
+    print(f"\n### recreating 10 deleted of N allowed containers, {TRIALS} trials\n")
+    table(["N", "guestlist enforce", "xargs -P 10 docker run -d", "ratio"])
+    for n in SIZES:
+        label, names, env = allowed_set(n, "restore")
+        deleted = names[:10]
+        lines = "".join(" ".join(run_args(name, label)) + "\n" for name in deleted)
+        try:
+            samples = Samples()
+            alternate(
+                samples,
+                {
+                    "guestlist": lambda: timed([GUESTLIST, "enforce"], env),
+                    "docker": lambda: timed(
+                        ["xargs", "-P", "10", "-L", "1", "docker", "run", "-d"], stdin=lines
+                    ),
+                },
+                prepare=lambda _: remove(deleted),
+            )
+            g, d = samples.median("guestlist"), samples.median("docker")
+            row([n, f"{g:.0f}", f"{d:.0f}", ratio(g, d)])
+        finally:
+            remove(names)
 
 
 def bench_remove():
-    n = 10
-    label = f"bench.remove={RUN}"
-    env = snapshot(WORK / "remove.json", f"label={label}")  # allows nothing in its scope
-    extras = [f"{RUN}-x-{i}" for i in range(n)]
-
-    def create(_):
-        remove(extras)
-        start_all([run_args(name, label) for name in extras], parallel=n)
-
-    samples = Samples()
-    alternate(
-        samples,
-        {
-            "guestlist": lambda: timed([GUESTLIST, "enforce", "--stop-timeout", "0"], env),
-            "docker": lambda: timed(["docker", "rm", "-f", *extras]),
-        },
-        prepare=create,
-    )
-    # Slow stoppers: each takes the whole grace period, so serial stops would take n of them.
+    """10 extras among N allowed containers: guestlist removes them, or `docker rm -f` does;
+    and 10 that ignore SIGTERM, stopped with a grace period: one grace period, not 10."""
+    print(f"\n### removing 10 extras beside N allowed containers, {TRIALS} trials\n")
+    table(["N", "case", "guestlist enforce", "docker", "ratio"])
     grace = 2
-    slow = Samples()
-    alternate(
-        slow,
-        {
-            "guestlist": lambda: timed([GUESTLIST, "enforce", "--stop-timeout", f"{grace}s"], env),
-            "docker": lambda: timed(["docker", "stop", "-t", str(grace), *extras]),
-        },
-        prepare=create,
-    )
-    remove(extras)
-    g, d = samples.median("guestlist"), samples.median("docker")
-    print(f"\n### removing {n} extra containers, {TRIALS} trials\n")
-    table(["case", "guestlist enforce", "docker", "ratio"])
-    row(["`--stop-timeout 0` vs `docker rm -f`", f"{g:.0f}", f"{d:.0f}", ratio(g, d)])
-    g, d = slow.median("guestlist"), slow.median("docker")
-    row([f"ignoring SIGTERM, `--stop-timeout {grace}s` vs `docker stop -t {grace}`",
-         f"{g:.0f}", f"{d:.0f}", ratio(g, d)])
+    for n in SIZES:
+        label, names, env = allowed_set(n, "remove")
+        extras = [f"{RUN}-x{n}-{i}" for i in range(10)]
+
+        def create(_):
+            remove(extras)
+            start_all([run_args(name, label) for name in extras], parallel=10)
+
+        try:
+            samples = Samples()
+            alternate(
+                samples,
+                {
+                    "guestlist": lambda: timed([GUESTLIST, "enforce", "--stop-timeout", "0"], env),
+                    "docker": lambda: timed(["docker", "rm", "-f", *extras]),
+                },
+                prepare=create,
+            )
+            g, d = samples.median("guestlist"), samples.median("docker")
+            row([n, "`--stop-timeout 0` vs `docker rm -f`", f"{g:.0f}", f"{d:.0f}", ratio(g, d)])
+            if n != SIZES[0]:
+                continue
+            # Slow stoppers: each takes the whole grace period, so serial stops would take 10.
+            slow = Samples()
+            alternate(
+                slow,
+                {
+                    "guestlist": lambda: timed(
+                        [GUESTLIST, "enforce", "--stop-timeout", f"{grace}s"], env
+                    ),
+                    "docker": lambda: timed(["docker", "stop", "-t", str(grace), *extras]),
+                },
+                prepare=create,
+            )
+            g, d = slow.median("guestlist"), slow.median("docker")
+            row([n, f"ignoring SIGTERM, `--stop-timeout {grace}s` vs `docker stop -t {grace}`",
+                 f"{g:.0f}", f"{d:.0f}", ratio(g, d)])
+        finally:
+            remove(extras + names)
 
 
 def compose_file(n):
