@@ -551,3 +551,93 @@ fn show_prints_a_compose_file_that_compose_brings_up_exactly() {
         assert!(stderr.contains("host_config.PidsLimit"), "{stderr}");
     }
 }
+
+/// `diff` and `enforce` show what differs, with both values, in the units a person reads; the
+/// environment's values never appear, in text or JSON. See: issue 13.
+#[test]
+fn diff_shows_each_changed_value_and_never_a_secret() {
+    let sb = Sandbox::new();
+    sb.run(
+        "web",
+        &[
+            "-m",
+            "64m",
+            "-e",
+            "PASSWORD=hunter2",
+            "-e",
+            "KEEP=same-value",
+        ],
+        &[],
+    );
+    sb.snapshot(&[]);
+    // The record is what the list wants: another memory limit and another password, and a
+    // variable the live container lacks.
+    sb.edit_state(|state| {
+        let spec = &mut state["containers"][0]["spec"];
+        spec["host_config"]["Memory"] = serde_json::json!(128 * 1024 * 1024);
+        spec["config"]["Env"] =
+            serde_json::json!(["PASSWORD=letmein", "KEEP=same-value", "DEBUG=1"]);
+    });
+    let text = sb.expect(&["diff"], 1);
+    assert!(
+        text.contains("    host_config.Memory: 128 MiB -> 64 MiB\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("    config.Env: DEBUG removed, PASSWORD changed\n"),
+        "{text}"
+    );
+    let json = sb.expect(&["diff", "--format", "json"], 1);
+    let dry = sb.expect(&["enforce", "--dry-run"], 1);
+    let done = sb.expect(&["enforce"], 0);
+    assert!(
+        done.contains("    host_config.Memory: 128 MiB -> 64 MiB\n"),
+        "{done}"
+    );
+    for out in [&text, &json, &dry, &done] {
+        for secret in ["hunter2", "letmein", "same-value", "DEBUG=1"] {
+            assert!(!out.contains(secret), "{secret} printed:\n{out}");
+        }
+    }
+    let json: Value = serde_json::from_str(&json).expect("json");
+    let changes = json["changed"][0]["changes"].as_array().expect("changes");
+    let memory = changes
+        .iter()
+        .find(|c| c["field"] == "host_config.Memory")
+        .expect("memory");
+    assert_eq!(memory["recorded"], 134217728);
+    assert_eq!(memory["live"], 67108864);
+    assert_eq!(
+        json["changed"][0]["fields"].as_array().map(Vec::len),
+        Some(changes.len())
+    );
+    assert_eq!(sb.inspect("web")["HostConfig"]["Memory"], 134217728);
+}
+
+/// After acting, `enforce` checks the host again (what it acted on, and a list of the rest)
+/// and exits 1 when drift remains: here a container that exits as soon as it starts.
+#[test]
+fn enforce_exits_1_when_drift_remains_after_the_pass() {
+    let sb = Sandbox::new();
+    sb.run("web", &[], &[]);
+    sb.run("db", &[], &[]);
+    sb.snapshot(&[]);
+    sb.edit_state(|state| {
+        for entry in state["containers"].as_array_mut().expect("containers") {
+            if entry["name"].as_str().is_some_and(|n| n.ends_with("-web")) {
+                entry["spec"]["config"]["Cmd"] = serde_json::json!(["sh", "-c", "exit 3"]);
+            }
+        }
+    });
+    let (code, stdout, stderr) = sb.gl(&["enforce"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.contains("drift remains after the pass:"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("> {}", sb.name("web"))),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains(&format!("{}  ", sb.name("db"))),
+        "{stdout}"
+    );
+}

@@ -39,7 +39,15 @@ impl OwnEngine {
         );
         let log = std::fs::File::create(root.join("dockerd.log")).expect("log file");
         let child = Command::new("unshare")
-            .args(["--net", "--mount", "--fork", "--kill-child", "sh", "-c", &script])
+            .args([
+                "--net",
+                "--mount",
+                "--fork",
+                "--kill-child",
+                "sh",
+                "-c",
+                &script,
+            ])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
