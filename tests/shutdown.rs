@@ -223,3 +223,24 @@ fn without_stop_timeout_the_stop_request_leaves_the_grace_period_to_the_containe
         .count();
     assert_eq!(overridden, 2, "{:#?}", proxy.seen());
 }
+
+#[test]
+fn watch_stops_an_extra_with_its_own_signal_and_grace_period_too() {
+    let sb = Sandbox::new();
+    sb.run("web", &[], &[]);
+    sb.snapshot(&[]);
+    // Running before the watch starts: its first pass removes it (an extra started while
+    // watching may be removed before `docker run` has started it).
+    let own = ["--stop-signal", "USR1", "--stop-timeout", "20"];
+    sb.run("extra", &own, &SLOW_SHUTDOWN);
+    let extra = sb.name("extra");
+    let events = Events::start(&sb);
+    let watch = sb.watch(&[]);
+    watch.wait_for_log(&format!("- {extra}: extra"), std::time::Duration::from_secs(40));
+    let events = events.stop();
+    // A clean exit after the 11 s it needed, from its own signal.
+    assert_eq!(exit_code(&events, &extra).as_deref(), Some("0"), "{events:#?}");
+    if !podman() {
+        assert_eq!(signals(&events, &extra), ["10"], "{events:#?}");
+    }
+}
