@@ -236,10 +236,17 @@ fn watch_stops_an_extra_with_its_own_signal_and_grace_period_too() {
     let extra = sb.name("extra");
     let events = Events::start(&sb);
     let watch = sb.watch(&[]);
-    watch.wait_for_log(&format!("- {extra}: extra"), std::time::Duration::from_secs(40));
+    watch.wait_for_log(
+        &format!("- {extra}: extra"),
+        std::time::Duration::from_secs(40),
+    );
     let events = events.stop();
     // A clean exit after the 11 s it needed, from its own signal.
-    assert_eq!(exit_code(&events, &extra).as_deref(), Some("0"), "{events:#?}");
+    assert_eq!(
+        exit_code(&events, &extra).as_deref(),
+        Some("0"),
+        "{events:#?}"
+    );
     if !podman() {
         assert_eq!(signals(&events, &extra), ["10"], "{events:#?}");
     }
