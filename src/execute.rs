@@ -13,7 +13,7 @@ use tokio::sync::{watch, OnceCell, Semaphore, SemaphorePermit};
 use crate::audit::Audit;
 use crate::engine::{self, Engine};
 use crate::plan::{Action, Plan};
-use crate::spec::{self, ContainerSpec};
+use crate::spec::{self, short_id, ContainerSpec};
 
 /// Engine work in flight at once (inspecting, creating, connecting, starting, removing). The
 /// engine queues what it cannot do at once anyway; in flight, requests hide each other's
@@ -449,9 +449,4 @@ async fn check_anonymous_volumes(engine: &Engine, spec: &ContainerSpec) -> Resul
         }
     }
     Ok(notes)
-}
-
-fn short_id(id: &str) -> &str {
-    let hex = id.strip_prefix("sha256:").unwrap_or(id);
-    hex.get(..12).unwrap_or(hex)
 }

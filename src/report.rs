@@ -13,6 +13,7 @@ use crate::backoff::Held;
 use crate::change::Change;
 use crate::execute::ActionResult;
 use crate::plan::{Action, Managed, Plan, Reason};
+use crate::spec::short_id;
 
 /// `diff` and `enforce --dry-run` as text; starts held back by the crash-loop backoff say so.
 pub fn plan_text(plan: &Plan, held: &[Held]) -> String {
@@ -399,11 +400,6 @@ fn human_bytes(bytes: i64) -> String {
         }
     }
     format!("{bytes} B")
-}
-
-fn short_id(id: &str) -> &str {
-    let hex = id.strip_prefix("sha256:").unwrap_or(id);
-    hex.get(..12).unwrap_or(hex)
 }
 
 fn done(action: &Action) -> String {

@@ -572,6 +572,12 @@ fn capture_networks(
         .collect()
 }
 
+/// An image or container id as people read it: 12 hex digits, without `sha256:`.
+pub fn short_id(id: &str) -> &str {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    hex.get(..12).unwrap_or(hex)
+}
+
 /// Names of the containers this spec needs to exist first, and whether each reference shares a
 /// namespace (which dies with the container, so a recreated dependency forces a recreate).
 pub fn dependencies(spec: &ContainerSpec) -> Vec<(String, bool)> {
