@@ -11,6 +11,8 @@ mod util;
 mod audit;
 /// The command-line contract without containers: help, usage errors, missing state, no engine.
 mod cli;
+/// Engine upgrades and the containerd image store (on engines of the tests' own).
+mod engines;
 /// One test per recreated option: snapshot, rm -f, enforce, compare inspect.
 mod fidelity;
 /// snapshot, diff, enforce and forget end to end.

@@ -1,87 +1,157 @@
-//! An engine of a test's own: the host's dockerd in a network and mount namespace of its own,
-//! with its own data root, exec root (and so its own containerd), socket and cgroup parent. A
-//! test may do to it what it must never do to the shared engine (make it a swarm manager, kill
-//! it). Only `lo` is up in its network namespace: nothing it runs reaches any network, and it
-//! never touches the host's firewall rules or bridges.
+//! An engine of a test's own: a dockerd in a network and mount namespace of its own, with its own
+//! data root, exec root (and so its own containerd), socket and cgroup parent, started by
+//! `.ci/dockerd-in-root` from the host's binaries or from a Debian root that `.ci/provision`
+//! built (Docker 26 from trixie, 28 from forky). A test may do to it what it must never do to
+//! the shared engine: make it a swarm manager, kill it, upgrade it. Only `lo` is up in its
+//! network namespace: nothing it runs reaches any network, and it never touches the host's
+//! firewall rules or bridges.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// Where an engine's binaries come from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Binaries {
+    /// The host's Docker 20.10.
+    Host,
+    /// Docker 26.1 from the Debian trixie root.
+    Trixie,
+    /// Docker 28.5 from the Debian forky root.
+    Forky,
+}
+
+impl Binaries {
+    fn root(self) -> PathBuf {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+        match self {
+            Binaries::Host => PathBuf::from("/"),
+            Binaries::Trixie => manifest.join("target/engines/trixie"),
+            Binaries::Forky => manifest.join("target/engines/forky"),
+        }
+    }
+}
+
 pub struct OwnEngine {
-    dir: tempfile::TempDir,
-    /// `unshare`, which waits for the engine.
+    /// Socket, pid file, exec and data root, daemon.json and the log.
+    dir: PathBuf,
+    /// Kept by the engine that made it: removed when that one is dropped.
+    _owned: Option<tempfile::TempDir>,
+    /// `unshare`, which waits for the engine's namespace.
     unshare: Child,
-    /// The dockerd process (it runs as the namespace's first process's exec).
-    pid: u32,
     /// Its mount namespace (`/proc/PID/ns/mnt`), to find every process it left behind.
     namespace: PathBuf,
 }
 
 impl OwnEngine {
-    /// Start one and wait until it answers (it takes about 3 s here).
+    /// The host's dockerd, with default settings; it answers in about 3 s here.
     pub fn start() -> OwnEngine {
+        OwnEngine::start_from(Binaries::Host, "{}")
+    }
+
+    /// A dockerd from `binaries` with `daemon_json` on a data root of its own.
+    pub fn start_from(binaries: Binaries, daemon_json: &str) -> OwnEngine {
         let dir = tempfile::Builder::new()
             .prefix("guestlist-engine")
             .tempdir()
             .expect("a directory for the engine");
-        let root = dir.path();
-        std::fs::write(root.join("daemon.json"), "{}").expect("daemon.json");
-        // A tmpfs on /run hides the host's containerd socket (dockerd then starts its own)
-        // and the host's engine sockets; the mount is private to the namespace.
-        let script = format!(
-            "mount --make-rprivate / && ip link set lo up && mount -t tmpfs tmpfs /run && \
-             exec dockerd --config-file {root}/daemon.json --data-root {root}/data \
-             --exec-root {root}/exec --pidfile {root}/dockerd.pid -H unix://{root}/docker.sock \
-             --iptables=false --cgroup-parent guestlist-test-{pid}",
-            root = root.display(),
-            pid = std::process::id()
+        let path = dir.path().to_path_buf();
+        OwnEngine::launch(binaries, path, Some(dir), daemon_json)
+    }
+
+    /// A dockerd from `binaries` on the data root `previous` used (stopped first): an upgrade,
+    /// or a change of its settings. The directory now lives as long as the new engine.
+    pub fn take_over(previous: OwnEngine, binaries: Binaries, daemon_json: &str) -> OwnEngine {
+        let (dir, owned) = previous.stop();
+        OwnEngine::launch(binaries, dir, owned, daemon_json)
+    }
+
+    fn launch(
+        binaries: Binaries,
+        dir: PathBuf,
+        owned: Option<tempfile::TempDir>,
+        daemon_json: &str,
+    ) -> OwnEngine {
+        let root = binaries.root();
+        assert!(
+            binaries == Binaries::Host || root.join(".guestlist-ready").exists(),
+            "no Docker root at {}: run .ci/provision",
+            root.display()
         );
-        let log = std::fs::File::create(root.join("dockerd.log")).expect("log file");
-        let child = Command::new("unshare")
+        std::fs::write(dir.join("daemon.json"), daemon_json).expect("daemon.json");
+        let _ = std::fs::remove_file(dir.join("stop"));
+        let launcher = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/dockerd-in-root");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("dockerd.log"))
+            .expect("log file");
+        let unshare = Command::new(launcher)
+            .arg(&root)
+            .arg(&dir)
             .args([
-                "--net",
-                "--mount",
-                "--fork",
-                "--kill-child",
-                "sh",
-                "-c",
-                &script,
+                "--iptables=false",
+                "--cgroup-parent",
+                &format!("guestlist-test-{}", std::process::id()),
             ])
+            .env("DOCKERD_RESTARTABLE", "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
-            .expect("cannot run unshare (util-linux)");
-        let unshare = child.id();
+            .expect("cannot run .ci/dockerd-in-root");
         let mut engine = OwnEngine {
-            pid: 0,
-            namespace: PathBuf::new(),
             dir,
-            unshare: child,
+            _owned: owned,
+            unshare,
+            namespace: PathBuf::new(),
         };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !engine.answers() {
-            assert!(
-                Instant::now() < deadline,
-                "the test's own dockerd did not answer within 60 s (unshare pid {unshare}):\n{}",
-                engine.log()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        let pid = std::fs::read_to_string(engine.dir.path().join("dockerd.pid"))
-            .expect("dockerd.pid")
-            .trim()
-            .parse()
-            .expect("a pid");
-        engine.pid = pid;
+        engine.wait_until_it_answers();
+        let pid = engine.dockerd_pid().expect("dockerd.pid");
         engine.namespace = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).expect("its mnt ns");
         engine
     }
 
+    fn wait_until_it_answers(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.answers() {
+            assert!(
+                Instant::now() < deadline,
+                "the test's own dockerd did not answer within 60 s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn dockerd_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.dir.join("dockerd.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Shut dockerd down as systemd would (SIGTERM: it stops the containers, as without
+    /// live-restore) and wait; then end everything else in its namespace. Returns its directory.
+    fn stop(mut self) -> (PathBuf, Option<tempfile::TempDir>) {
+        std::fs::write(self.dir.join("stop"), "").expect("ask for the end");
+        if let Some(pid) = self.dockerd_pid() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        self.kill_everything();
+        (self.dir.clone(), self._owned.take())
+    }
+
     /// `unix:///...`, for `--host` and `DOCKER_HOST`.
     pub fn url(&self) -> String {
-        format!("unix://{}", self.dir.path().join("docker.sock").display())
+        format!("unix://{}", self.dir.join("docker.sock").display())
     }
 
     fn answers(&self) -> bool {
@@ -116,30 +186,25 @@ impl OwnEngine {
         super::image::import_into(&self.url(), tag, &[]);
     }
 
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("dockerd.log")).unwrap_or_default()
+    pub fn log(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.join("dockerd.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
     }
-}
 
-impl Drop for OwnEngine {
-    /// Kill the engine and everything it started (containerd, shims, containers): every process
-    /// in its mount namespace. Never panics.
-    fn drop(&mut self) {
-        if self.pid == 0 {
-            let _ = self.unshare.kill();
-            let _ = self.unshare.wait();
-            return;
-        }
-        for _ in 0..3 {
+    /// Every process in its mount namespace (dockerd, containerd, shims, containers). Never
+    /// panics.
+    fn kill_everything(&mut self) {
+        let _ = std::fs::write(self.dir.join("stop"), "");
+        for _ in 0..5 {
             let mut left = 0;
             for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
                 let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
                     continue;
                 };
-                if std::fs::read_link(format!("/proc/{pid}/ns/mnt"))
-                    .ok()
-                    .as_ref()
-                    == Some(&self.namespace)
+                let namespace = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+                if !self.namespace.as_os_str().is_empty()
+                    && namespace.as_ref() == Some(&self.namespace)
                 {
                     left += 1;
                     let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
@@ -152,5 +217,11 @@ impl Drop for OwnEngine {
         }
         let _ = self.unshare.kill();
         let _ = self.unshare.wait();
+    }
+}
+
+impl Drop for OwnEngine {
+    fn drop(&mut self) {
+        self.kill_everything();
     }
 }

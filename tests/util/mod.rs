@@ -52,6 +52,44 @@ pub fn podman() -> bool {
     })
 }
 
+/// The engine's API version (`1.41`), as (major, minor).
+pub fn api_version() -> (u32, u32) {
+    static API: OnceLock<(u32, u32)> = OnceLock::new();
+    *API.get_or_init(|| {
+        let version = docker(&["version", "--format", "{{.Server.APIVersion}}"]);
+        let (major, minor) = version.split_once('.').expect("an API version");
+        (
+            major.parse().expect("a number"),
+            minor.parse().expect("a number"),
+        )
+    })
+}
+
+/// Docker Compose for this engine. Debian's docker-compose 1.29 fails on Docker 25 and later
+/// (images lost their `ContainerConfig`); there the suite uses Compose 2 from the Docker 26 root
+/// that .ci/provision builds. Compose 2 links only libc, so it runs on the host.
+pub fn compose() -> Command {
+    if api_version() < (1, 44) {
+        return Command::new("docker-compose");
+    }
+    let v2 = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/engines/trixie/usr/libexec/docker/cli-plugins/docker-compose");
+    assert!(
+        v2.exists(),
+        "no Compose 2 at {}: run .ci/provision",
+        v2.display()
+    );
+    Command::new(v2)
+}
+
+/// The name Compose gives the first container of `service` in `project`.
+pub fn compose_container(project: &str, service: &str) -> String {
+    match api_version() < (1, 44) {
+        true => format!("{project}_{service}_1"),
+        false => format!("{project}-{service}-1"),
+    }
+}
+
 /// `docker run` options every test container needs on this engine, unless `options` set them.
 /// Podman raises the open-files and process limits of a container to its own defaults, which
 /// this sandbox (no CAP_SYS_RESOURCE) cannot grant: its containers get limits it can.
@@ -274,15 +312,26 @@ impl Sandbox {
 
     /// `docker run` options that make the guestlist binary runnable inside a container of the
     /// test image (`--entrypoint /guestlist`): the binary and the libraries it links mounted
-    /// read-only, the engine socket, and this sandbox's data directory as XDG_DATA_HOME.
+    /// read-only, the engine socket, and this sandbox's data directory as XDG_DATA_HOME. The
+    /// binary and libraries are copied into this sandbox's directory first: an engine in
+    /// namespaces of its own sees the host's /tmp, not the build tree or the host's /lib.
     pub fn in_container_options(&self) -> Vec<String> {
         let binary = assert_cmd::cargo::cargo_bin("guestlist");
         let ldd = Command::new("ldd").arg(&binary).output().expect("ldd");
+        let copies = self.dir().join("in-container");
+        let copy = |from: &Path| {
+            let to = copies.join(from.strip_prefix("/").unwrap_or(from));
+            std::fs::create_dir_all(to.parent().expect("a parent")).expect("a directory");
+            if !to.exists() {
+                std::fs::copy(from, &to).expect("copy for the container");
+            }
+            to.display().to_string()
+        };
         let mut options = vec![
             "--entrypoint".to_string(),
             "/guestlist".into(),
             "-v".into(),
-            format!("{}:/guestlist:ro", binary.display()),
+            format!("{}:/guestlist:ro", copy(&binary)),
             "-v".into(),
             format!("{}:/data", self.dir().display()),
             "-e".into(),
@@ -293,7 +342,7 @@ impl Sandbox {
         // `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)` and `/lib64/ld-linux... (0x...)`
         for word in String::from_utf8_lossy(&ldd.stdout).split_whitespace() {
             if word.starts_with('/') && Path::new(word).exists() {
-                options.extend(["-v".into(), format!("{word}:{word}:ro")]);
+                options.extend(["-v".into(), format!("{}:{word}:ro", copy(Path::new(word)))]);
             }
         }
         options
