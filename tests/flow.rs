@@ -5,6 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::util::proxy::{HookProxy, Verdict};
 use crate::util::{docker, docker_output, Sandbox};
 
 /// `diff --format json`, as a script would read it.
@@ -529,7 +530,7 @@ fn show_prints_a_compose_file_that_compose_brings_up_exactly() {
     // One after the other: Podman removes no container that another shares a namespace with.
     docker(&["rm", "-f", &sidecar]);
     docker(&["rm", "-f", &web]);
-    let up = std::process::Command::new("docker-compose")
+    let up = crate::util::compose()
         .args(["-p", &sb.prefix, "-f"])
         .arg(&path)
         .args(["up", "-d"])
@@ -629,7 +630,20 @@ fn enforce_exits_1_when_drift_remains_after_the_pass() {
             }
         }
     });
-    let (code, stdout, stderr) = sb.gl(&["enforce"]);
+    // The container exits a few milliseconds after its start; under load the check after the
+    // pass can come first. Held until then, the check's list sees what the next pass would.
+    let started = std::sync::atomic::AtomicBool::new(false);
+    let proxy = HookProxy::start(&sb.dir().join("engine.sock"), move |method, path| {
+        if method == "POST" && path.contains("/start") {
+            started.store(true, std::sync::atomic::Ordering::SeqCst);
+        } else if path.contains("/containers/json")
+            && started.load(std::sync::atomic::Ordering::SeqCst)
+        {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+        }
+        Verdict::Forward
+    });
+    let (code, stdout, stderr) = sb.gl(&["--host", &proxy.url(), "enforce"]);
     assert_eq!(code, 1, "{stdout}{stderr}");
     assert!(stdout.contains("drift remains after the pass:"), "{stdout}");
     assert!(

@@ -154,7 +154,7 @@ fn a_compose_redeploy_is_told_as_a_deploy_with_how_to_keep_it() {
         std::fs::write(&file, text).expect("compose file");
     };
     let up = || {
-        let out = std::process::Command::new("docker-compose")
+        let out = crate::util::compose()
             .args(["-p", &sb.prefix, "-f"])
             .arg(&file)
             .args(["up", "-d"])
@@ -170,7 +170,7 @@ fn a_compose_redeploy_is_told_as_a_deploy_with_how_to_keep_it() {
     up();
     sb.snapshot(&[]);
     sb.expect(&["diff"], 0);
-    let name = format!("{}_app_1", sb.prefix);
+    let name = crate::util::compose_container(&sb.prefix, "app");
 
     // The deploy: compose recreates the container with another configuration.
     write("two");
