@@ -222,7 +222,7 @@ pub async fn connect(endpoint: &str, timeout: Duration) -> Result<Engine> {
             id: system.id.unwrap_or_default(),
             kind: format!("{kind:?}"),
             version: version.version.unwrap_or_default(),
-            api_version: version.api_version.unwrap_or_default(),
+            api_version: version.api_version.clone().unwrap_or_default(),
             hostname: system.name.unwrap_or_default(),
         },
         defaults: EngineDefaults {
@@ -230,12 +230,22 @@ pub async fn connect(endpoint: &str, timeout: Duration) -> Result<Engine> {
             runtime: system.default_runtime.unwrap_or_else(|| "runc".into()),
             log_driver: system.logging_driver.unwrap_or_else(|| "json-file".into()),
             cgroupns_mode: if cgroup_v2 { "private" } else { "host" }.into(),
+            endpoint_mac: at_least(version.api_version.as_deref(), (1, 44)),
         },
         connected_at: system
             .system_time
             .as_deref()
             .and_then(|t| humantime::parse_rfc3339(t).ok()),
     })
+}
+
+/// Whether the API version `version` ("1.45") is `minimum` or later; an unreadable one is not.
+fn at_least(version: Option<&str>, minimum: (u32, u32)) -> bool {
+    let parsed = version.and_then(|v| {
+        let (major, minor) = v.split_once('.')?;
+        Some((major.parse::<u32>().ok()?, minor.parse::<u32>().ok()?))
+    });
+    parsed.is_some_and(|v| v >= minimum)
 }
 
 /// Whether `err` (anywhere in its chain) is the engine saying "no such container/image/volume".
@@ -257,7 +267,7 @@ pub fn is_conflict(err: &anyhow::Error) -> bool {
             })
 }
 
-fn status(err: &anyhow::Error) -> Option<u16> {
+pub fn status(err: &anyhow::Error) -> Option<u16> {
     err.chain()
         .find_map(|cause| match cause.downcast_ref::<BollardError>() {
             Some(BollardError::DockerResponseServerError { status_code, .. }) => Some(*status_code),

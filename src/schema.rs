@@ -90,6 +90,10 @@ const HOST_NOT_RECORDED: &[(&str, &str)] = &[
 const ENDPOINT_RUNTIME: &str = "it is assigned by the engine when the container starts and is \
      not recorded (an address to ask for goes in IPAMConfig.IPv4Address)";
 
+const MAC_ON_PRIMARY_ONLY: &str = "a MAC address is recorded on the network the container is \
+     created on only (host_config.NetworkMode, else bridge): on any other network the engine \
+     reports a set address and a generated one alike, so a pass could never tell them apart";
+
 /// Every problem in the entries of a state file; empty when all are valid.
 pub fn check(containers: &[(String, &ContainerSpec)]) -> Vec<Problem> {
     let mut problems = Vec::new();
@@ -119,8 +123,12 @@ pub fn check(containers: &[(String, &ContainerSpec)]) -> Vec<Problem> {
                 found([root.clone(), at].concat(), message);
             }
         }
+        let primary = crate::spec::primary_network(&spec.host_config);
         for (network, endpoint) in &spec.networks {
             let root = vec![Step::Key("networks".into()), Step::Key(network.clone())];
+            if endpoint.contains_key("MacAddress") && primary != Some(network.as_str()) {
+                found(with(&root, "MacAddress"), MAC_ON_PRIMARY_ONLY.to_string());
+            }
             for key in endpoint
                 .keys()
                 .filter(|k| !ENDPOINT_FIELDS.contains(&k.as_str()))
@@ -372,6 +380,21 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn a_mac_address_is_recorded_on_the_primary_network_only() {
+        let s = spec(json!({"image": "i", "image_id": "sha256:1",
+            "host_config": {"NetworkMode": "front"},
+            "networks": {"front": {"MacAddress": "02:42:ac:11:00:99"},
+                         "back": {"MacAddress": "02:42:ac:11:00:98"}}}));
+        let found = problems(&s);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, "networks.back.MacAddress");
+        assert!(found[0].1.contains("created on only"), "{found:?}");
+        let on_bridge = spec(json!({"image": "i", "image_id": "sha256:1",
+            "networks": {"bridge": {"MacAddress": "02:42:ac:11:00:99"}}}));
+        assert_eq!(problems(&on_bridge), []);
     }
 
     #[test]

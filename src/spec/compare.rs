@@ -46,6 +46,10 @@ pub fn normalize(name: &str, spec: &mut ContainerSpec) {
         if let Some(Value::Object(ipam)) = endpoint.get_mut("IPAMConfig") {
             ipam.retain(|_, v| !is_zero(v));
         }
+        // The engine reports the address in lower case.
+        if let Some(Value::String(mac)) = endpoint.get_mut("MacAddress") {
+            *mac = mac.to_lowercase();
+        }
         endpoint.retain(|_, v| !is_zero(v));
     }
 }
@@ -73,6 +77,12 @@ pub fn as_created(
                 EngineKind::Podman => "podman",
             };
             spec.networks.insert(network.into(), Map::new());
+        }
+        // An engine before API 1.44 cannot be asked for one (README, "MAC addresses").
+        if !defaults.endpoint_mac {
+            for endpoint in spec.networks.values_mut() {
+                endpoint.remove("MacAddress");
+            }
         }
         // Podman keeps the environment as a map: its order is its own (`podman::normalize`).
         if defaults.kind == EngineKind::Podman {
@@ -141,7 +151,12 @@ pub fn diff(recorded: &ContainerSpec, observed: &ContainerSpec) -> Vec<String> {
         fields.push("image".to_string());
     }
     let observed_config = without_compose_labels(recorded, observed);
-    diff_maps("config", &recorded.config, &observed_config, &mut fields);
+    diff_maps(
+        "config",
+        &comparable_config(&recorded.config, recorded),
+        &comparable_config(&observed_config, observed),
+        &mut fields,
+    );
     diff_maps(
         "host_config",
         &comparable_host(&recorded.host_config),
@@ -202,8 +217,30 @@ fn without_compose_labels(
 /// order means nothing, and compose writes them in another order than the docker CLI), and no
 /// restart policy where it is `no` or empty (both mean none: a record taken before `no` was
 /// kept must not make every container look changed).
+/// A `Config.Volumes` entry where an anonymous volume is mounted says nothing more: the docker
+/// CLI's `-v /path` sends one, Compose 2 mounts the same volume without it.
+fn comparable_config(config: &Map<String, Value>, spec: &ContainerSpec) -> Map<String, Value> {
+    let mut config = config.clone();
+    if let Some(Value::Object(volumes)) = config.get_mut("Volumes") {
+        volumes.retain(|path, _| {
+            !spec
+                .anonymous_volumes
+                .iter()
+                .any(|v| &v.destination == path)
+        });
+        if volumes.is_empty() {
+            config.remove("Volumes");
+        }
+    }
+    config
+}
+
+/// Host settings in one form where the engine accepts two that mean the same: a named volume
+/// as a bind or as a plain mount (Compose 2 sends the one, the docker CLI and Compose 1 the
+/// other); lists in order.
 fn comparable_host(host: &Map<String, Value>) -> Map<String, Value> {
     let mut host = host.clone();
+    volume_mounts_as_binds(&mut host);
     for key in ["Binds", "Mounts"] {
         if let Some(Value::Array(items)) = host.get_mut(key) {
             items.sort_by_key(|item| item.to_string());
@@ -374,5 +411,41 @@ mod tests {
         let mut recorded_by_compose = live.clone();
         recorded_by_compose.config["Labels"]["com.docker.compose.project"] = json!("q");
         assert_eq!(diff(&recorded_by_compose, &live), ["config.Labels"]);
+    }
+
+    #[test]
+    fn a_named_volume_as_a_bind_or_a_plain_mount_is_the_same_volume() {
+        let mut by_bind = capture_with(&inspect(), None);
+        let mut by_mount = by_bind.clone();
+        by_bind.host_config.insert(
+            "Binds".into(),
+            json!(["/srv:/srv:ro", "data:/data", "logs:/logs:ro"]),
+        );
+        by_mount
+            .host_config
+            .insert("Binds".into(), json!(["/srv:/srv:ro"]));
+        by_mount.host_config.insert(
+            "Mounts".into(),
+            json!([
+                {"Type": "volume", "Source": "data", "Target": "/data", "VolumeOptions": {}},
+                {"Type": "volume", "Source": "logs", "Target": "/logs", "ReadOnly": true}
+            ]),
+        );
+        assert_eq!(diff(&by_bind, &by_mount), Vec::<String>::new());
+        // Options a bind cannot say keep the mount apart.
+        by_mount.host_config["Mounts"][0]["VolumeOptions"] = json!({"NoCopy": true});
+        assert_eq!(
+            diff(&by_bind, &by_mount),
+            vec!["host_config.Binds", "host_config.Mounts"]
+        );
+    }
+
+    #[test]
+    fn an_anonymous_volume_with_or_without_its_config_volumes_entry_is_the_same() {
+        let with_entry = capture_with(&inspect(), None);
+        assert!(with_entry.config["Volumes"].get("/data").is_some());
+        let mut without = with_entry.clone();
+        without.config.remove("Volumes");
+        assert_eq!(diff(&with_entry, &without), Vec::<String>::new());
     }
 }

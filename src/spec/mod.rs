@@ -82,6 +82,9 @@ pub struct EngineDefaults {
     pub log_driver: String,
     /// `host` on cgroup v1, `private` on cgroup v2.
     pub cgroupns_mode: String,
+    /// Whether a create request can set a MAC address per endpoint (API 1.44 and later). Older
+    /// engines read it only from `Config.MacAddress`, which bollard cannot send.
+    pub endpoint_mac: bool,
 }
 
 /// What an engine adds to a container it creates: its image's `Config` (`None` when the image
@@ -126,8 +129,11 @@ const CONFIG_INSTANCE_FIELDS: &[&str] = &[
 /// HostConfig fields that are never configuration: the terminal size of whoever ran
 /// `docker run`, and the CLI's id file.
 const HOST_INSTANCE_FIELDS: &[&str] = &["ConsoleSize", "ContainerIDFile"];
-/// Endpoint settings that are user intent; the rest (IP, gateway, ids, MAC) is runtime data.
-pub const ENDPOINT_FIELDS: &[&str] = &["Aliases", "IPAMConfig", "Links", "DriverOpts"];
+/// Endpoint settings that are user intent; the rest (IP, gateway, ids) is runtime data. A
+/// `MacAddress` is recorded only on the primary network, and only as the user set it
+/// (`user_set_mac`): the endpoint itself reports whatever address the engine generated.
+pub const ENDPOINT_FIELDS: &[&str] =
+    &["Aliases", "IPAMConfig", "Links", "DriverOpts", "MacAddress"];
 
 /// Record what the user set on a container, given its `docker inspect` output as JSON.
 pub fn capture(inspect: &Value, ctx: &CaptureContext<'_>) -> Result<ContainerSpec> {
@@ -169,6 +175,7 @@ pub fn capture(inspect: &Value, ctx: &CaptureContext<'_>) -> Result<ContainerSpe
     for key in ["NetworkMode", "IpcMode", "PidMode"] {
         name_container_reference(&mut host, key, ctx.names_by_id);
     }
+    name_network_mode(&mut host, &inspect["NetworkSettings"]["Networks"]);
     for key in HOST_INSTANCE_FIELDS {
         host.remove(*key);
     }
@@ -187,10 +194,14 @@ pub fn capture(inspect: &Value, ctx: &CaptureContext<'_>) -> Result<ContainerSpe
         .get("NetworkMode")
         .and_then(Value::as_str)
         .is_some_and(|m| m.starts_with("container:"));
-    let networks = match shares_network {
+    let user_mac = config.remove("MacAddress");
+    let mut networks = match shares_network {
         true => BTreeMap::new(),
         false => capture_networks(&inspect["NetworkSettings"]["Networks"], short_id, name),
     };
+    if let Some(mac) = user_mac.filter(|m| ctx.defaults.endpoint_mac && !is_zero(m)) {
+        record_user_mac(&mut networks, &host, mac);
+    }
     Ok(ContainerSpec {
         image,
         image_id,
@@ -506,6 +517,52 @@ fn normalize_binds(host: &mut Map<String, Value>) {
     }
 }
 
+/// A named volume mounted with nothing but a source, a target and read-only is the same to the
+/// engine as the bind `name:/path[:ro]` (`-v` and `--mount type=volume` alike). Compose 2 sends
+/// the one, the docker CLI and Compose 1 the other: one form keeps them equal.
+pub(super) fn volume_mounts_as_binds(host: &mut Map<String, Value>) {
+    let Some(Value::Array(mounts)) = host.get_mut("Mounts") else {
+        return;
+    };
+    let mut binds = Vec::new();
+    mounts.retain(|mount| {
+        let Some(fields) = mount.as_object() else {
+            return true;
+        };
+        let plain = fields.iter().all(|(key, value)| match key.as_str() {
+            "Type" => value == "volume",
+            "Source" | "Target" => value
+                .as_str()
+                .is_some_and(|v| !v.is_empty() && !v.contains(':')),
+            "ReadOnly" | "VolumeOptions" => is_zero(value) || key == "ReadOnly",
+            "Consistency" => is_zero(value) || value == "default",
+            _ => false,
+        });
+        if !plain || !fields.contains_key("Source") || !fields.contains_key("Target") {
+            return true;
+        }
+        let read_only = fields.get("ReadOnly").and_then(Value::as_bool) == Some(true);
+        binds.push(Value::String(format!(
+            "{}:{}{}",
+            fields["Source"].as_str().unwrap_or_default(),
+            fields["Target"].as_str().unwrap_or_default(),
+            if read_only { ":ro" } else { "" }
+        )));
+        false
+    });
+    if mounts.is_empty() {
+        host.remove("Mounts");
+    }
+    if !binds.is_empty() {
+        let entry = host
+            .entry("Binds")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(list) = entry {
+            list.extend(binds);
+        }
+    }
+}
+
 /// A `Config.Volumes` entry at a path that a bind, mount or tmpfs already gives a source says
 /// nothing more (compose adds one for every volume it mounts; the docker CLI does not).
 fn drop_covered_volumes(config: &mut Map<String, Value>, host: &Map<String, Value>) {
@@ -548,7 +605,7 @@ fn capture_networks(
         .iter()
         .map(|(name, endpoint)| {
             let mut kept = Map::new();
-            for key in ENDPOINT_FIELDS {
+            for key in ENDPOINT_FIELDS.iter().filter(|k| **k != "MacAddress") {
                 let mut value = endpoint[*key].clone();
                 if *key == "Aliases" {
                     // API < 1.45 adds the short id on every start: copying it piles up aliases.
@@ -570,6 +627,47 @@ fn capture_networks(
             (name.clone(), kept)
         })
         .collect()
+}
+
+/// `Config.MacAddress` is the address the user asked for on the primary network
+/// (`--mac-address`, or `mac-address=` of the first `--network`), absent when the engine
+/// generated it; from API 1.44 it is set per endpoint, so the record keeps it there. A user-set
+/// address on a further network cannot be told from a generated one and is not recorded.
+fn record_user_mac(
+    networks: &mut BTreeMap<String, Map<String, Value>>,
+    host: &Map<String, Value>,
+    mac: Value,
+) {
+    if let Some(endpoint) = primary_network(host).and_then(|p| networks.get_mut(p)) {
+        endpoint.insert("MacAddress".into(), mac);
+    }
+}
+
+/// Compose 2 on API 1.44 and later creates a container on a network by the network's id: the
+/// record names it, as a network created again under that name gets another id.
+fn name_network_mode(host: &mut Map<String, Value>, networks: &Value) {
+    let Some(Value::String(mode)) = host.get_mut("NetworkMode") else {
+        return;
+    };
+    let named = networks.as_object().and_then(|networks| {
+        networks
+            .iter()
+            .find(|(_, endpoint)| endpoint["NetworkID"].as_str() == Some(mode.as_str()))
+    });
+    if let Some((name, _)) = named {
+        *mode = name.clone();
+    }
+}
+
+/// The network a container is created on: none in the host's or another container's network
+/// namespace, or without networking.
+pub fn primary_network(host: &Map<String, Value>) -> Option<&str> {
+    match host.get("NetworkMode").and_then(Value::as_str) {
+        None | Some("default") => Some("bridge"),
+        Some("host") | Some("none") => None,
+        Some(m) if m.starts_with("container:") => None,
+        Some(m) => Some(m),
+    }
 }
 
 /// An image or container id as people read it: 12 hex digits, without `sha256:`.
@@ -613,13 +711,10 @@ pub fn dependencies(spec: &ContainerSpec) -> Vec<(String, bool)> {
 
 /// The network a container is created on, and the networks to connect it to afterwards.
 pub fn network_attachments(spec: &ContainerSpec) -> (Option<String>, Vec<String>) {
-    let mode = spec.host_config.get("NetworkMode").and_then(Value::as_str);
-    match mode {
-        Some("host") | Some("none") => return (None, Vec::new()),
-        Some(m) if m.starts_with("container:") => return (None, Vec::new()),
-        _ => {}
-    }
-    let primary = mode.unwrap_or("bridge").to_string();
+    let Some(primary) = primary_network(&spec.host_config) else {
+        return (None, Vec::new());
+    };
+    let primary = primary.to_string();
     let others = spec
         .networks
         .keys()
@@ -681,6 +776,7 @@ mod tests {
             runtime: "runc".into(),
             log_driver: "json-file".into(),
             cgroupns_mode: "host".into(),
+            endpoint_mac: true,
         }
     }
 
@@ -915,5 +1011,66 @@ mod tests {
             .anonymous_volumes
             .iter()
             .any(|v| v.name == VOLUME && v.read_only));
+    }
+
+    #[test]
+    fn a_generated_mac_is_not_recorded_and_a_user_set_one_is_on_the_primary_network() {
+        // The endpoint always reports an address; only Config.MacAddress says the user set it.
+        let generated = capture_with(&inspect(), None);
+        assert!(!generated.networks["probenet"].contains_key("MacAddress"));
+        assert!(!generated.config.contains_key("MacAddress"));
+
+        let mut i = inspect();
+        i["Config"]["MacAddress"] = json!("02:42:0a:4d:00:05");
+        i["NetworkSettings"]["Networks"]["other"] = json!({"MacAddress": "0a:37:c0:45:b1:f3"});
+        let set = capture_with(&i, None);
+        assert_eq!(set.networks["probenet"]["MacAddress"], "02:42:0a:4d:00:05");
+        assert!(!set.networks["other"].contains_key("MacAddress"));
+        assert!(!set.config.contains_key("MacAddress"));
+        let body = create_body(&set, "probe:1").unwrap();
+        assert_eq!(
+            body["NetworkingConfig"]["EndpointsConfig"]["probenet"]["MacAddress"],
+            "02:42:0a:4d:00:05"
+        );
+        assert!(body.get("MacAddress").is_none());
+
+        // Before API 1.44 the address cannot be asked for: it stays out of the record.
+        let names = HashMap::new();
+        let old = EngineDefaults {
+            endpoint_mac: false,
+            ..defaults()
+        };
+        let ctx = CaptureContext {
+            image_config: None,
+            defaults: &old,
+            names_by_id: &names,
+        };
+        let on_old = capture(&i, &ctx).unwrap();
+        assert!(!on_old.networks["probenet"].contains_key("MacAddress"));
+    }
+
+    #[test]
+    fn a_mac_on_the_default_network_goes_to_bridge() {
+        let mut i = inspect();
+        i["HostConfig"]["NetworkMode"] = json!("default");
+        i["Config"]["MacAddress"] = json!("02:42:ac:11:00:99");
+        i["NetworkSettings"]["Networks"] = json!({"bridge": {"MacAddress": "02:42:ac:11:00:99"}});
+        let spec = capture_with(&i, None);
+        assert_eq!(spec.networks["bridge"]["MacAddress"], "02:42:ac:11:00:99");
+        let body = create_body(&spec, "probe:1").unwrap();
+        assert_eq!(
+            body["NetworkingConfig"]["EndpointsConfig"]["bridge"]["MacAddress"],
+            "02:42:ac:11:00:99"
+        );
+    }
+
+    #[test]
+    fn a_network_mode_by_id_is_recorded_by_name() {
+        let mut i = inspect();
+        let id = "3852c49a1334ec52e19ec0777a14731993765439e57fcb1263da490daf8d97dd";
+        i["HostConfig"]["NetworkMode"] = json!(id);
+        i["NetworkSettings"]["Networks"]["probenet"]["NetworkID"] = json!(id);
+        let spec = capture_with(&i, None);
+        assert_eq!(spec.host_config["NetworkMode"], "probenet");
     }
 }
