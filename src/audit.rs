@@ -241,6 +241,10 @@ mod tests {
         let start = Action::Start {
             name: "web".into(),
             id: "id-web".into(),
+            spec: serde_json::from_str::<crate::spec::ContainerSpec>(
+                r#"{"image":"i","image_id":"s"}"#,
+            )
+            .unwrap(),
         };
         audit
             .result(&start, &Err("cannot start: boom".into()), false)

@@ -256,6 +256,10 @@ mod tests {
         Action::Start {
             name: name.into(),
             id: format!("id-{name}"),
+            spec: serde_json::from_str::<crate::spec::ContainerSpec>(
+                r#"{"image":"i","image_id":"s"}"#,
+            )
+            .unwrap(),
         }
     }
 

@@ -3,6 +3,7 @@
 //! others; each action ends with its own result.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -35,6 +36,9 @@ pub struct Options {
     pub stop_timeout: Option<Duration>,
     /// Where each container is kept before it is removed, and each result recorded.
     pub audit: Audit,
+    /// What `--max-removals` leaves of its budget once the plan's removals are counted: for a
+    /// never-started container that must be created again (`start_failed`).
+    pub spare_removals: usize,
 }
 
 /// What happened to one action.
@@ -68,6 +72,7 @@ pub async fn run(engine: &Engine, plan: &Plan, options: &Options) -> Vec<ActionR
         images: Images::default(),
         removed_names: removals.iter().map(|a| a.name().to_string()).collect(),
         cleared,
+        spare_removals: AtomicUsize::new(options.spare_removals),
     };
     let removing = async {
         let none = BTreeSet::new();
@@ -106,6 +111,8 @@ struct Run<'a> {
     removed_names: BTreeSet<String>,
     /// Set once every removal of this run has ended (done or failed).
     cleared: watch::Sender<bool>,
+    /// Removals `--max-removals` still allows this run.
+    spare_removals: AtomicUsize,
 }
 
 impl Run<'_> {
@@ -170,10 +177,14 @@ impl Run<'_> {
                 drop(permit);
                 self.remove(id, own).await
             }
-            Action::Start { id, .. } => {
+            Action::Start { name, id, spec } => {
                 self.removals_ended().await;
-                let _permit = self.permit().await;
-                engine.start(id).await.map(|()| Vec::new())
+                let permit = self.permit().await;
+                let Err(error) = engine.start(id).await else {
+                    return Ok(Vec::new());
+                };
+                drop(permit);
+                self.start_failed(action, name, id, spec, error).await
             }
             Action::Create { name, spec, start } => {
                 let permit = self.permit().await;
@@ -208,6 +219,64 @@ impl Run<'_> {
                 Ok(notes)
             }
         }
+    }
+
+    /// A container the engine created but never started holds nothing of its own: its writable
+    /// layer is empty. After a dockerd crash in the middle of starts, Docker 20.10 answers every
+    /// start of such a container with `task ... already exists`, forever: replace it from the
+    /// record, counted against `--max-removals`. Only for that answer: a start refused for the
+    /// record's own reasons (the runtime finds no executable) would fail again the same way, and
+    /// the container would be replaced on every pass.
+    async fn start_failed(
+        &self,
+        action: &Action,
+        name: &str,
+        id: &str,
+        spec: &ContainerSpec,
+        error: anyhow::Error,
+    ) -> Result<Vec<String>> {
+        let stale =
+            engine::status(&error) == Some(500) && format!("{error:#}").contains("already exists");
+        if !stale {
+            return Err(error);
+        }
+        let Some(inspect) = self.engine.inspect(id).await? else {
+            return Err(error);
+        };
+        let state = &inspect["State"];
+        let never_started = state["StartedAt"]
+            .as_str()
+            .is_none_or(|t| t.is_empty() || t.starts_with("0001-01-01"));
+        if !never_started || state["Status"].as_str() != Some("created") {
+            return Err(error);
+        }
+        let spare = self
+            .spare_removals
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if spare.is_err() {
+            return Err(error.context(
+                "it never ran and could be created again from the record, but that is one removal \
+                 more than --max-removals allows",
+            ));
+        }
+        let permit = self.permit().await;
+        let (image, mut notes) = resolve_image(self.engine, &self.images, name, spec).await?;
+        drop(permit);
+        let new = Replacement {
+            name,
+            spec,
+            image: &image,
+            start: true,
+        };
+        self.replace(action, id, new).await?;
+        notes.insert(
+            0,
+            format!(
+                "its start failed ({error:#}); it had never run, so it was created again from \
+                 the record"
+            ),
+        );
+        Ok(notes)
     }
 
     /// Stop (with the grace period, outside the work bound) and remove; a container that is

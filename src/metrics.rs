@@ -328,6 +328,10 @@ mod tests {
                 Action::Start {
                     name: "db".into(),
                     id: "2".into(),
+                    spec: serde_json::from_str::<crate::spec::ContainerSpec>(
+                        r#"{"image":"i","image_id":"s"}"#,
+                    )
+                    .unwrap(),
                 },
             ]],
             tolerated: vec![Tolerated {

@@ -78,8 +78,13 @@ pub enum Action {
         spec: ContainerSpec,
         start: bool,
     },
-    /// Stopped: start the existing container.
-    Start { name: String, id: String },
+    /// Stopped: start the existing container. The record comes along for a container that was
+    /// never started and cannot be (`execute`).
+    Start {
+        name: String,
+        id: String,
+        spec: ContainerSpec,
+    },
     /// Changed: create a replacement from the record, remove the old one, start the new one.
     Replace {
         name: String,
@@ -318,6 +323,7 @@ fn classify(entry: &crate::state::Entry, observed: Option<&Observed>) -> Option<
         return Some(Action::Start {
             name: entry.name.clone(),
             id: o.id.clone(),
+            spec: entry.spec.clone(),
         });
     }
     None

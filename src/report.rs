@@ -149,7 +149,7 @@ pub fn plan_json(plan: &Plan) -> Value {
             Action::Create { name, spec, start } => missing.push(json!({
                 "name": name, "image": spec.image, "image_id": spec.image_id, "start": start,
             })),
-            Action::Start { name, id } => stopped.push(json!({"name": name, "id": id})),
+            Action::Start { name, id, .. } => stopped.push(json!({"name": name, "id": id})),
             Action::Replace {
                 name, id, reason, ..
             } => changed.push({
@@ -454,6 +454,7 @@ mod tests {
                     Action::Start {
                         name: "db".into(),
                         id: "d1".into(),
+                        spec: spec(),
                     },
                     Action::Replace {
                         name: "api".into(),
@@ -618,6 +619,7 @@ mod tests {
                 action: Action::Start {
                     name: "db".into(),
                     id: "d1".into(),
+                    spec: spec(),
                 },
                 outcome: Err("cannot start: boom".into()),
                 outdated: false,

@@ -105,6 +105,7 @@ pub async fn run(
             let execute_options = execute::Options {
                 stop_timeout: options.stop_timeout,
                 audit,
+                spare_removals: limit - runnable.removal_count(),
             };
             let mut results = execute::run(engine, &runnable, &execute_options).await;
             let hold = |retry| history.hold(retry, &options.backoff, SystemTime::now()).0;
