@@ -170,7 +170,20 @@ pub fn diff(recorded: &ContainerSpec, observed: &ContainerSpec) -> Vec<String> {
         .collect();
     for name in names {
         let endpoint = |s: &ContainerSpec| s.networks.get(name).map(aliases_as_set);
-        if endpoint(recorded) != endpoint(observed) {
+        let mut live = endpoint(observed);
+        // A record without a MAC address says nothing about it: taken before API 1.44 or by a
+        // guestlist that did not record one, it must not make a pass replace the container
+        // (and lose the address) once the live one is read.
+        let recorded_mac = recorded
+            .networks
+            .get(name)
+            .is_some_and(|e| e.contains_key("MacAddress"));
+        if !recorded_mac {
+            if let Some(live) = &mut live {
+                live.remove("MacAddress");
+            }
+        }
+        if endpoint(recorded) != live {
             fields.push(format!("networks.{name}"));
         }
     }
@@ -447,5 +460,18 @@ mod tests {
         let mut without = with_entry.clone();
         without.config.remove("Volumes");
         assert_eq!(diff(&with_entry, &without), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_record_without_a_mac_address_takes_any_live_one() {
+        let recorded = capture_with(&inspect(), None);
+        let mut live = recorded.clone();
+        let endpoint = live.networks.get_mut("probenet").unwrap();
+        endpoint.insert("MacAddress".into(), json!("02:42:0a:4d:00:05"));
+        assert_eq!(diff(&recorded, &live), Vec::<String>::new());
+        // One the record holds is compared.
+        let mut with_mac = live.clone();
+        with_mac.networks.get_mut("probenet").unwrap()["MacAddress"] = json!("02:42:0a:4d:00:06");
+        assert_eq!(diff(&with_mac, &live), vec!["networks.probenet"]);
     }
 }
