@@ -11,7 +11,7 @@ mod util;
 mod audit;
 /// The command-line contract without containers: help, usage errors, missing state, no engine.
 mod cli;
-/// Engine upgrades and the containerd image store (on engines of the tests' own).
+/// Engine upgrades, the containerd image store, a dockerd killed mid-pass (engines of their own).
 mod engines;
 /// One test per recreated option: snapshot, rm -f, enforce, compare inspect.
 mod fidelity;

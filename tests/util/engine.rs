@@ -124,12 +124,44 @@ impl OwnEngine {
         }
     }
 
-    fn dockerd_pid(&self) -> Option<u32> {
+    /// The running dockerd's pid.
+    pub fn dockerd_pid(&self) -> Option<u32> {
         std::fs::read_to_string(self.dir.join("dockerd.pid"))
             .ok()?
             .trim()
             .parse()
             .ok()
+    }
+
+    /// Start dockerd again after it was killed, in the same namespaces, and wait for it. The
+    /// containerd it started died with it; this machine's init reaps such orphans late, and
+    /// dockerd 20.10 takes the zombie named in containerd's pid file for a live containerd and
+    /// waits for it in vain. Under systemd the dead process is gone at once, as the pid file's
+    /// removal makes it here.
+    pub fn restart_dockerd(&self) {
+        let pid_file = self.dir.join("exec/containerd/containerd.pid");
+        let alive = || {
+            std::fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|pid| {
+                    std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).ok()
+                })
+                .is_some_and(|status| {
+                    !status
+                        .lines()
+                        .any(|l| l.starts_with("State:") && l.contains('Z'))
+                })
+        };
+        // It is killed with dockerd, but its end can take a moment.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while alive() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if !alive() {
+            let _ = std::fs::remove_file(&pid_file);
+        }
+        std::fs::write(self.dir.join("start"), "").expect("ask for a start");
+        self.wait_until_it_answers();
     }
 
     /// Shut dockerd down as systemd would (SIGTERM: it stops the containers, as without
@@ -152,6 +184,11 @@ impl OwnEngine {
     /// `unix:///...`, for `--host` and `DOCKER_HOST`.
     pub fn url(&self) -> String {
         format!("unix://{}", self.dir.join("docker.sock").display())
+    }
+
+    /// Its socket, for a proxy in front of it.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("docker.sock")
     }
 
     fn answers(&self) -> bool {

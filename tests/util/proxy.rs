@@ -33,6 +33,16 @@ impl HookProxy {
         socket: &Path,
         hook: impl Fn(&str, &str) -> Verdict + Send + Sync + 'static,
     ) -> HookProxy {
+        HookProxy::start_to(Path::new(&super::engine_socket()), socket, hook)
+    }
+
+    /// The same in front of the engine at `upstream` (a socket path).
+    pub fn start_to(
+        upstream: &Path,
+        socket: &Path,
+        hook: impl Fn(&str, &str) -> Verdict + Send + Sync + 'static,
+    ) -> HookProxy {
+        let upstream = upstream.to_path_buf();
         let listener = UnixListener::bind(socket).expect("bind the proxy socket");
         let seen = Arc::new(Mutex::new(Vec::new()));
         let hook: Arc<Hook> = Arc::new(hook);
@@ -40,7 +50,8 @@ impl HookProxy {
         thread::spawn(move || {
             for client in listener.incoming().map_while(Result::ok) {
                 let (hook, log) = (Arc::clone(&hook), Arc::clone(&log));
-                thread::spawn(move || serve(client, &*hook, &log));
+                let upstream = upstream.clone();
+                thread::spawn(move || serve(client, &upstream, &*hook, &log));
             }
         });
         HookProxy {
@@ -68,8 +79,8 @@ impl HookProxy {
     }
 }
 
-fn serve(client: UnixStream, hook: &Hook, log: &Mutex<Vec<String>>) {
-    let Ok(mut upstream) = UnixStream::connect(super::engine_socket()) else {
+fn serve(client: UnixStream, upstream: &Path, hook: &Hook, log: &Mutex<Vec<String>>) {
+    let Ok(mut upstream) = UnixStream::connect(upstream) else {
         return;
     };
     let (Ok(mut to_client), Ok(mut from_upstream)) = (client.try_clone(), upstream.try_clone())
