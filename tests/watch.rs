@@ -30,6 +30,7 @@ fn events_of_other_kinds_leave_the_watch_connected() {
     sb.run("kept", &[], &[]);
     sb.snapshot(&[]);
     let watch = sb.watch(&["--stop-timeout", "0"]);
+    let podman_log = podman_events_log();
     // An extra removed shows that the event stream is up.
     sb.run("first", &[], &[]);
     eventually(WITHIN, "the first extra is removed", || !sb.exists("first"));
@@ -48,10 +49,21 @@ fn events_of_other_kinds_leave_the_watch_connected() {
     eventually(WITHIN, "the extra is removed", || !sb.exists("intruder"));
     watch.wait_for_log(&format!("- {}: extra", sb.name("intruder")), WITHIN);
     let log = watch.log();
+    // Podman's file event logger ends every reader's stream when it rotates the file (at 1 MB):
+    // watch then reconnects and resyncs, as it must, but that is not what this test is about.
+    let rotated = podman() && podman_events_log() != podman_log;
     assert!(
-        !log.contains("reconnecting"),
+        rotated || !log.contains("reconnecting"),
         "the event stream ended:\n{log}"
     );
+}
+
+/// The identity (inode) of Podman's event log file, which a rotation replaces.
+fn podman_events_log() -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/run/libpod/events/events.log")
+        .ok()
+        .map(|m| m.ino())
 }
 
 #[test]
