@@ -37,8 +37,9 @@ pub struct Options {
     /// Where each container is kept before it is removed, and each result recorded.
     pub audit: Audit,
     /// What `--max-removals` leaves of its budget once the plan's removals are counted: for a
-    /// never-started container that must be created again (`start_failed`).
-    pub spare_removals: usize,
+    /// never-started container that must be created again (`start_failed`). Shared by the
+    /// pass's retries, which run with the same options.
+    pub spare_removals: AtomicUsize,
 }
 
 /// What happened to one action.
@@ -72,7 +73,6 @@ pub async fn run(engine: &Engine, plan: &Plan, options: &Options) -> Vec<ActionR
         images: Images::default(),
         removed_names: removals.iter().map(|a| a.name().to_string()).collect(),
         cleared,
-        spare_removals: AtomicUsize::new(options.spare_removals),
     };
     let removing = async {
         let none = BTreeSet::new();
@@ -111,8 +111,6 @@ struct Run<'a> {
     removed_names: BTreeSet<String>,
     /// Set once every removal of this run has ended (done or failed).
     cleared: watch::Sender<bool>,
-    /// Removals `--max-removals` still allows this run.
-    spare_removals: AtomicUsize,
 }
 
 impl Run<'_> {
@@ -250,9 +248,10 @@ impl Run<'_> {
         if !never_started || state["Status"].as_str() != Some("created") {
             return Err(error);
         }
-        let spare = self
-            .spare_removals
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        let spare =
+            self.options
+                .spare_removals
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
         if spare.is_err() {
             return Err(error.context(
                 "it never ran and could be created again from the record, but that is one removal \

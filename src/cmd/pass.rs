@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
@@ -105,7 +106,7 @@ pub async fn run(
             let execute_options = execute::Options {
                 stop_timeout: options.stop_timeout,
                 audit,
-                spare_removals: limit - runnable.removal_count(),
+                spare_removals: AtomicUsize::new(limit - runnable.removal_count()),
             };
             let mut results = execute::run(engine, &runnable, &execute_options).await;
             let hold = |retry| history.hold(retry, &options.backoff, SystemTime::now()).0;
