@@ -84,8 +84,8 @@ async fn enforce(
     }
 }
 
-/// How long `verify` waits before it reads what remains a second time. Only a pass that left
-/// drift waits.
+/// How long `verify` waits before it reads a just-started container that still shows
+/// `created` a second time.
 const SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Every action succeeded; check that the host really matches the list now (a container can
@@ -105,9 +105,17 @@ async fn verify(
         .collect();
     let now = observe::again(engine, state, &pass.observed, &acted).await?;
     let mut remaining = plan::plan(state, &now);
-    if !remaining.is_empty() {
-        // An engine can report a container it has just started as stopped for a moment (seen
-        // on Docker 28 after a crash): what remains is read once more before it is reported.
+    // Docker 28, after a crash, can report a container whose start has just returned as
+    // still `created` for a moment: such drift is read once more before it is reported. A
+    // container that ran and exited (a crash loop) is reported at once.
+    let catching_up = remaining.waves.iter().flatten().any(|a| {
+        matches!(a, plan::Action::Start { .. })
+            && acted.contains(a.name())
+            && now
+                .iter()
+                .any(|o| o.name == a.name() && o.status == "created")
+    });
+    if catching_up {
         tokio::time::sleep(SETTLE).await;
         let now = observe::again(engine, state, &pass.observed, &acted).await?;
         remaining = plan::plan(state, &now);
