@@ -231,10 +231,19 @@ fn back_to_back_enforce_runs_respect_the_backoff() {
         .filter_map(|rest| rest.split("next start in ").nth(1))
         .filter_map(|w| w.split('s').next()?.parse().ok())
         .collect();
+    // Each says what is left of its wait: at most 1 s after the first start, at most 2 s after
+    // the second (on a loaded engine a run takes a second, and only "1s" may be left to say).
+    let after_second = runs
+        .iter()
+        .skip_while(|(_, _, out)| !out.contains(&started_line))
+        .skip(1)
+        .skip_while(|(_, _, out)| !out.contains(&started_line))
+        .filter_map(|(_, _, out)| out.split("keeps dying (2 starts").nth(1))
+        .count();
     assert!(
-        held.iter().max() == Some(&2) && held.contains(&1),
-        "the runs between the starts did not announce waits of 1 s, then 2 s: {held:?} \
-         {runs:#?}"
+        held.contains(&1) && held.iter().all(|w| (1..=2).contains(w)) && after_second > 0,
+        "the runs between the starts did not announce waits of at most 1 s, then 2 s: \
+         {held:?} {runs:#?}"
     );
 }
 
