@@ -131,7 +131,7 @@ const CONFIG_INSTANCE_FIELDS: &[&str] = &[
 const HOST_INSTANCE_FIELDS: &[&str] = &["ConsoleSize", "ContainerIDFile"];
 /// Endpoint settings that are user intent; the rest (IP, gateway, ids) is runtime data. A
 /// `MacAddress` is recorded only on the primary network, and only as the user set it
-/// (`user_set_mac`): the endpoint itself reports whatever address the engine generated.
+/// (`record_user_mac`): the endpoint itself reports whatever address the engine generated.
 pub const ENDPOINT_FIELDS: &[&str] =
     &["Aliases", "IPAMConfig", "Links", "DriverOpts", "MacAddress"];
 
@@ -519,7 +519,8 @@ fn normalize_binds(host: &mut Map<String, Value>) {
 
 /// A named volume mounted with nothing but a source, a target and read-only is the same to the
 /// engine as the bind `name:/path[:ro]` (`-v` and `--mount type=volume` alike). Compose 2 sends
-/// the one, the docker CLI and Compose 1 the other: one form keeps them equal.
+/// the one, the docker CLI and Compose 1 the other: one form keeps them equal when a pass
+/// compares (records keep the form the container was created with).
 pub(super) fn volume_mounts_as_binds(host: &mut Map<String, Value>) {
     let Some(Value::Array(mounts)) = host.get_mut("Mounts") else {
         return;
@@ -534,7 +535,8 @@ pub(super) fn volume_mounts_as_binds(host: &mut Map<String, Value>) {
             "Source" | "Target" => value
                 .as_str()
                 .is_some_and(|v| !v.is_empty() && !v.contains(':')),
-            "ReadOnly" | "VolumeOptions" => is_zero(value) || key == "ReadOnly",
+            "ReadOnly" => value.is_boolean(),
+            "VolumeOptions" => is_zero(value),
             "Consistency" => is_zero(value) || value == "default",
             _ => false,
         });
