@@ -253,9 +253,11 @@ fn sigterm_stops_watch_with_exit_0() {
     sb.run("web", &[], &[]);
     sb.snapshot(&[]);
     let mut watch = sb.watch(&[]);
+    // Signalled once it watches: a signal before that ends it before it has anything to say.
+    watch.wait_for_log("watching", WITHIN);
     let status = watch.terminate();
     assert_eq!(status.code(), Some(0), "{}", watch.log());
-    assert!(watch.log().contains("stopped"));
+    assert!(watch.log().contains("stopped"), "{}", watch.log());
 
     let mut watch = sb.watch(&[]);
     let status = watch.signal("-INT");
