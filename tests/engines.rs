@@ -184,6 +184,19 @@ fn a_move_to_the_containerd_image_store_fails_naming_the_images_and_creates_noth
     assert_eq!(new.docker(&["ps", "-aq"]), "");
 }
 
+/// `enforce` at `host` with room for the nine removals or replacements, removing at once.
+fn enforce(sb: &Sandbox, host: &str) -> (i32, String, String) {
+    sb.gl(&[
+        "--host",
+        host,
+        "enforce",
+        "--stop-timeout",
+        "0",
+        "--max-removals",
+        "20",
+    ])
+}
+
 /// What a pass is doing when dockerd is killed.
 #[derive(Clone, Copy, Debug)]
 enum Moment {
@@ -248,11 +261,7 @@ fn kill_dockerd_during(
         }
         Verdict::Forward
     });
-    let limit = ["--stop-timeout", "0", "--max-removals", "20"];
-    let mut args = vec!["--host".to_string(), proxy.url(), "enforce".into()];
-    args.extend(limit.iter().map(|a| a.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (code, out, stderr) = sb.gl(&args);
+    let (code, out, stderr) = enforce(sb, &proxy.url());
     assert_ne!(
         code, 0,
         "{moment:?}: the pass did not notice the crash: {out}{stderr}"
@@ -268,15 +277,7 @@ fn converges_after(engine: &OwnEngine, sb: &Sandbox, moment: Moment, interrupted
     let before = containers(engine, sb);
     let (_, plan, _) = sb.gl(&["--host", &host, "diff"]);
     let before = format!("{before:?}\n{plan}");
-    let (code, out, stderr) = sb.gl(&[
-        "--host",
-        &host,
-        "enforce",
-        "--stop-timeout",
-        "0",
-        "--max-removals",
-        "20",
-    ]);
+    let (code, out, stderr) = enforce(sb, &host);
     let listed = containers(engine, sb);
     // Which way the engine came back, for whoever reads the test's output.
     eprintln!("{moment:?}: after the restart {before}; the next pass:\n{out}{stderr}");
