@@ -205,7 +205,7 @@ impl Run<'_> {
                 ..
             } => {
                 let permit = self.permit().await;
-                let (image, notes) = resolve_image(engine, &self.images, name, spec).await?;
+                let (image, mut notes) = resolve_image(engine, &self.images, name, spec).await?;
                 drop(permit);
                 let new = Replacement {
                     name,
@@ -213,7 +213,7 @@ impl Run<'_> {
                     image: &image,
                     start: *start,
                 };
-                self.replace(action, id, new).await?;
+                notes.extend(self.replace(action, id, new).await?);
                 Ok(notes)
             }
         }
@@ -241,18 +241,10 @@ impl Run<'_> {
         let Some(inspect) = self.engine.inspect(id).await? else {
             return Err(error);
         };
-        let state = &inspect["State"];
-        let never_started = state["StartedAt"]
-            .as_str()
-            .is_none_or(|t| t.is_empty() || t.starts_with("0001-01-01"));
-        if !never_started || state["Status"].as_str() != Some("created") {
+        if !never_ran(&inspect) {
             return Err(error);
         }
-        let spare =
-            self.options
-                .spare_removals
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
-        if spare.is_err() {
+        if !self.spare_removal() {
             return Err(error.context(
                 "it never ran and could be created again from the record, but that is one removal \
                  more than --max-removals allows",
@@ -267,7 +259,7 @@ impl Run<'_> {
             image: &image,
             start: true,
         };
-        self.replace(action, id, new).await?;
+        notes.extend(self.replace(action, id, new).await?);
         notes.insert(
             0,
             format!(
@@ -276,6 +268,71 @@ impl Run<'_> {
             ),
         );
         Ok(notes)
+    }
+
+    /// Take one removal from what `--max-removals` leaves over; false when none is left.
+    fn spare_removal(&self) -> bool {
+        self.options
+            .spare_removals
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    /// The replacement's temporary name is taken. A pass killed between creating a replacement
+    /// and renaming it leaves it there, and the engine can finish that create after this pass
+    /// observed (so the plan has no removal for it). Such a container never ran, so it holds
+    /// nothing: remove it, kept in the audit log and counted against `--max-removals`, as the
+    /// next pass would remove it as an extra. A container there that ever ran is someone
+    /// else's: the conflict stands.
+    async fn clear_leftover(&self, temporary: &str, conflict: anyhow::Error) -> Result<String> {
+        let engine = self.engine;
+        let Some(inspect) = engine.inspect(temporary).await? else {
+            // Gone meanwhile: the name is free for the retry.
+            return Ok(format!("{temporary} was held by a container gone since"));
+        };
+        let id = inspect["Id"].as_str().unwrap_or(temporary).to_string();
+        if !never_ran(&inspect) {
+            return Err(conflict.context(format!(
+                "{temporary} is held by a container that has run, which guestlist never \
+                 leaves under that name: remove or rename it"
+            )));
+        }
+        if !self.spare_removal() {
+            return Err(conflict.context(format!(
+                "{temporary} is held by a replacement an interrupted pass left behind; \
+                 removing it is one removal more than --max-removals allows"
+            )));
+        }
+        let leftover = Action::Remove {
+            name: temporary.to_string(),
+            id: id.clone(),
+            image: inspect["Config"]["Image"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        };
+        self.options
+            .audit
+            .removing(&leftover, &id, inspect)
+            .context("the container under the temporary name was left in place")?;
+        let removed = match engine.remove(&id).await {
+            Err(e) if engine::is_not_found(&e) => Ok(()),
+            other => other,
+        };
+        let outcome = removed
+            .as_ref()
+            .map(|()| Vec::new())
+            .map_err(|e| format!("{e:#}"));
+        let logged = self.options.audit.result(&leftover, &outcome, false);
+        removed.context(format!("cannot remove the leftover {temporary}"))?;
+        let mut note = format!(
+            "{temporary}, a replacement an interrupted pass had created and never started, \
+             was removed first"
+        );
+        if let Err(e) = logged {
+            note.push_str(&format!(" (its removal is not in the audit log: {e:#})"));
+        }
+        Ok(note)
     }
 
     /// Stop (with the grace period, outside the work bound) and remove; a container that is
@@ -307,15 +364,27 @@ impl Run<'_> {
     /// one in the audit log, stop and remove it, and give the new one the name. Addresses and
     /// ports are taken at start, so the two never collide. The old container's stop runs while
     /// the pass's extras stop; the new one starts once they are gone.
-    async fn replace(&self, action: &Action, old_id: &str, new: Replacement<'_>) -> Result<()> {
+    async fn replace(
+        &self,
+        action: &Action,
+        old_id: &str,
+        new: Replacement<'_>,
+    ) -> Result<Vec<String>> {
         let engine = self.engine;
+        let mut notes = Vec::new();
         let temporary = format!("{}{REPLACEMENT_SUFFIX}", new.name);
         // A pass killed mid-replacement left an extra under the temporary name.
         if self.removed_names.contains(&temporary) {
             self.removals_ended().await;
         }
         let permit = self.permit().await;
-        let new_id = create(engine, &temporary, new.spec, new.image).await?;
+        let new_id = match create(engine, &temporary, new.spec, new.image).await {
+            Err(conflict) if engine::is_conflict(&conflict) => {
+                notes.push(self.clear_leftover(&temporary, conflict).await?);
+                create(engine, &temporary, new.spec, new.image).await?
+            }
+            created => created?,
+        };
         let mut was_running = false;
         let removed = async {
             let mut own = None;
@@ -349,8 +418,17 @@ impl Run<'_> {
             let _permit = self.permit().await;
             engine.start(&new_id).await?;
         }
-        Ok(())
+        Ok(notes)
     }
+}
+
+/// Created and never started: its writable layer is empty, so removing it loses nothing.
+fn never_ran(inspect: &serde_json::Value) -> bool {
+    let state = &inspect["State"];
+    let never_started = state["StartedAt"]
+        .as_str()
+        .is_none_or(|t| t.is_empty() || t.starts_with("0001-01-01"));
+    never_started && state["Status"].as_str() == Some("created")
 }
 
 /// The stop timeout a container set for itself (`docker run --stop-timeout`), from its inspect.

@@ -270,6 +270,76 @@ fn a_name_still_held_while_a_container_is_removed_is_retried_not_failed() {
     );
 }
 
+/// A pass killed just after sending the create of a replacement: the engine finishes that
+/// create after the next pass observed, so the next pass finds the temporary name taken by a
+/// container its plan does not know. One that never ran is guestlist's own and is removed
+/// (audited); one that has run is someone else's and stays.
+#[test]
+fn a_replacement_left_under_its_temporary_name_after_observing_is_cleared_not_a_failure() {
+    let sb = Sandbox::new();
+    sb.run("web", &["-e", "MODE=recorded"], &[]);
+    sb.snapshot(&[]);
+    docker(&["rm", "-f", &sb.name("web")]);
+    sb.run("web", &["-e", "MODE=drifted"], &[]);
+    let temporary = sb.name("web-guestlist-new");
+    let label = format!("{}={}", crate::util::LABEL, sb.prefix);
+    // 0: the next replacement create finds a container that has run; 1: one that never ran.
+    let round = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0));
+    let turn = std::sync::Arc::clone(&round);
+    let creates = format!("/containers/create?name={temporary}");
+    let holder = temporary.clone();
+    let proxy = HookProxy::start(&sb.dir().join("engine.sock"), move |method, path| {
+        if method == "POST" && path.starts_with(&creates) {
+            let image = crate::util::image::test_image();
+            let verb = match turn.fetch_add(1, Ordering::SeqCst) {
+                0 => "run",
+                2 => "create",
+                _ => return Verdict::Forward,
+            };
+            let mut args = vec![verb, "--name", &holder, "--label", &label];
+            if verb == "run" {
+                args.push("-d");
+            }
+            args.extend(crate::util::engine_options(&[]));
+            args.push(&image);
+            docker(&args);
+        }
+        Verdict::Forward
+    });
+    let host = proxy.url();
+
+    let out = sb.expect(&["--host", &host, "enforce"], 1);
+    assert!(out.contains("has run"), "{out}");
+    assert_eq!(
+        sb.inspect("web-guestlist-new")["State"]["Status"],
+        "running"
+    );
+    assert!(sb.inspect("web")["Config"]["Env"]
+        .to_string()
+        .contains("MODE=drifted"));
+    docker(&["rm", "-f", &temporary]);
+
+    // The second round's first create is the one that finds the name taken.
+    round.store(2, Ordering::SeqCst);
+    let out = sb.expect(&["--host", &host, "enforce"], 0);
+    assert!(
+        out.contains("interrupted pass had created and never started"),
+        "{out}"
+    );
+    assert!(!sb.exists("web-guestlist-new"), "{out}");
+    let web = sb.inspect("web");
+    assert_eq!(web["State"]["Status"], "running");
+    assert!(web["Config"]["Env"].to_string().contains("MODE=recorded"));
+    let removed: Vec<String> = sb
+        .audit_log()
+        .iter()
+        .filter(|r| r["container"] == temporary.as_str())
+        .map(|r| format!("{} {}", r["action"], r["result"]).replace('"', ""))
+        .collect();
+    assert_eq!(removed, ["remove removing", "remove ok"]);
+    sb.expect(&["diff"], 0);
+}
+
 /// Drift of every kind at once: deleted, stopped, changed, half-networked, and extras.
 fn drift(sb: &Sandbox, round: usize) {
     // c is stopped again seconds after a pass started it, which is what a crash loop looks
