@@ -11,6 +11,8 @@ mod util;
 mod audit;
 /// The command-line contract without containers: help, usage errors, missing state, no engine.
 mod cli;
+/// State files and audit logs written by an earlier version read as they did.
+mod compat;
 /// Engine upgrades, the containerd image store, a dockerd killed mid-pass (engines of their own).
 mod engines;
 /// One test per recreated option: snapshot, rm -f, enforce, compare inspect.
