@@ -141,10 +141,10 @@ impl Audit {
         line.push(b'\n');
         let mut write = || -> Result<()> {
             if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                crate::state::create_private_dir(dir)?;
+                crate::files::create_private_dir(dir)?;
                 // Appending as root through a symlink planted in a shared directory would
                 // write into any file on the host.
-                crate::state::trusted(dir, "audit log directory")?;
+                crate::files::trusted(dir, "audit log directory")?;
             }
             let mut file = OpenOptions::new()
                 .read(true)

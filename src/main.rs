@@ -9,6 +9,7 @@ mod cmd;
 mod engine;
 mod execute;
 mod export;
+mod files;
 mod lock;
 mod log;
 mod metrics;

@@ -226,7 +226,7 @@ impl Metrics {
     /// (node_exporter) rarely runs as the user guestlist runs as, and no secrets are in it.
     pub fn write_file(&self, path: &Path) -> Result<()> {
         let text = self.render()?;
-        crate::state::write_atomic(path, text.as_bytes(), 0o644)
+        crate::files::write_atomic(path, text.as_bytes(), 0o644)
             .with_context(|| format!("cannot write the metrics file {}", path.display()))
     }
 }

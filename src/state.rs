@@ -5,12 +5,12 @@
 //! modifies the file: a malformed one is reported with its position and left for a human.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::files;
 use crate::rules::{AllowRule, Scope};
 use crate::spec::ContainerSpec;
 
@@ -92,8 +92,8 @@ pub fn data_dir() -> Result<PathBuf> {
 /// Read and validate the state file at `path`, refusing one that others could have written.
 pub fn load(path: &Path) -> Result<State, LoadError> {
     if path.exists() {
-        trusted(path, "state file")?;
-        trusted(&directory_of(path), "state directory")?;
+        files::trusted(path, "state file")?;
+        files::trusted(&files::directory_of(path), "state directory")?;
     }
     read(path)
 }
@@ -202,94 +202,8 @@ fn validate(state: &State) -> Result<()> {
 pub fn save(path: &Path, state: &State) -> Result<()> {
     let mut json = serde_json::to_string_pretty(state).context("cannot serialize the state")?;
     json.push('\n');
-    write_private(path, json.as_bytes())
+    files::write_private(path, json.as_bytes())
         .with_context(|| format!("cannot write state file {}", path.display()))
-}
-
-/// Replace `path` with `contents` atomically, readable by the owner only, creating its
-/// directory (0700) when needed: a crash leaves the old file or the new one, never half.
-pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
-    let dir = directory_of(path);
-    create_private_dir(&dir)?;
-    trusted(&dir, "state directory")?;
-    write_atomic(path, contents, 0o600)
-}
-
-/// Replace `path` atomically with `contents` and permissions `mode`, in an existing directory:
-/// temporary file beside it, fsync, rename, directory fsync. A reader sees the old file or the
-/// new one, never a mix; a crash never leaves an empty file.
-pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = directory_of(path);
-    // Created 0600 with a random name in the same directory, so the rename is atomic and
-    // nobody reads it half-written.
-    let mut file = tempfile::NamedTempFile::new_in(&dir)?;
-    file.write_all(contents)?;
-    file.as_file()
-        .set_permissions(fs::Permissions::from_mode(mode))?;
-    file.as_file().sync_all()?;
-    file.persist(path).map_err(|e| e.error)?;
-    fs::File::open(&dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("cannot sync directory {}", dir.display()))?;
-    Ok(())
-}
-
-fn directory_of(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-/// Refuse, as ssh does with its keys, a file or directory that another user could have
-/// written: whoever can write the list decides what runs on the host, with the engine's
-/// (root) power. Owned by this user or root, and writable by nobody else.
-pub fn trusted(path: &Path, what: &str) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let me = rustix::process::geteuid().as_raw();
-    if meta.uid() != me && meta.uid() != 0 {
-        bail!(
-            "refusing {what} {}: it is owned by uid {}, not by this user (uid {me}) or root; \
-             whoever can write it decides what runs on this host (chown it, or use --state)",
-            path.display(),
-            meta.uid()
-        );
-    }
-    let mode = meta.mode() & 0o777;
-    // Mode bits do not matter where no one can write: a Kubernetes ConfigMap's directories
-    // are 1777, but the volume is mounted read-only.
-    let read_only = rustix::fs::statvfs(path)
-        .is_ok_and(|fs| fs.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY));
-    if mode & 0o022 != 0 && !read_only {
-        bail!(
-            "refusing {what} {}: it is writable by {} (mode {mode:03o}); whoever can write it \
-             decides what runs on this host (fix with `chmod go-w {}`)",
-            path.display(),
-            if mode & 0o020 != 0 && mode & 0o002 != 0 {
-                "group and others"
-            } else if mode & 0o020 != 0 {
-                "its group"
-            } else {
-                "others"
-            },
-            path.display()
-        );
-    }
-    Ok(())
-}
-
-pub fn create_private_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    if dir.is_dir() {
-        return Ok(());
-    }
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("cannot create state directory {}", dir.display()))
 }
 
 impl State {
