@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 
-use crate::cmd::Hint;
+use crate::error::Hint;
 
 /// How often a waiter tries again. Passes take tens of milliseconds to seconds; 50 ms adds
 /// little to the wait and costs nothing.

@@ -7,6 +7,7 @@ mod change;
 mod cli;
 mod cmd;
 mod engine;
+mod error;
 mod execute;
 mod export;
 mod files;
@@ -31,7 +32,7 @@ fn main() -> ExitCode {
     match cmd::run(cli) {
         Ok(outcome) => outcome.exit_code(),
         Err(err) => {
-            cmd::print_error(&err);
+            error::print_error(&err);
             ExitCode::from(2)
         }
     }

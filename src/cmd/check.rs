@@ -3,8 +3,9 @@
 
 use anyhow::{Context, Result};
 
-use super::{print, Hint, Outcome, Settings};
+use super::{print, Outcome, Settings};
 use crate::cli::CheckArgs;
+use crate::error::Hint;
 use crate::state::{self, LoadError};
 
 pub fn run(settings: &Settings, args: CheckArgs) -> Result<Outcome> {

@@ -14,7 +14,6 @@ mod watch;
 
 pub use pass::Options as PassOptions;
 
-use std::fmt;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +25,7 @@ use clap::CommandFactory;
 use crate::audit;
 use crate::cli::{Cli, Command};
 use crate::engine::{self, Engine};
+use crate::error::Hint;
 use crate::lock::{self, Lock};
 use crate::spec::EngineKind;
 use crate::state::{self, LoadError, State};
@@ -48,33 +48,6 @@ impl Outcome {
             Outcome::Drift | Outcome::Failed => ExitCode::from(1),
         }
     }
-}
-
-/// The next step for the user, attached as the outermost context of an error and printed on a
-/// line of its own.
-#[derive(Debug)]
-pub struct Hint(pub String);
-
-impl fmt::Display for Hint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// Print a fatal error once, as one line with its whole chain of causes, then the hint if any.
-pub fn print_error(err: &anyhow::Error) {
-    match err.downcast_ref::<Hint>() {
-        Some(hint) => eprintln!("guestlist: {}\nhint: {hint}", cause(err)),
-        None => eprintln!("guestlist: {err:#}"),
-    }
-}
-
-/// The error's chain of causes on one line, without the hint: for log lines, where the
-/// process goes on and the hint's next step is not the reader's to take right now.
-pub fn cause(err: &anyhow::Error) -> String {
-    let skip = usize::from(err.downcast_ref::<Hint>().is_some());
-    let chain: Vec<String> = err.chain().skip(skip).map(ToString::to_string).collect();
-    chain.join(": ")
 }
 
 /// Write a report to stdout. A closed stdout (`guestlist diff | head -1`) ends the output, not

@@ -7,9 +7,10 @@ use std::collections::HashMap;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::{print, Hint, Outcome, Settings};
+use super::{print, Outcome, Settings};
 use crate::audit::{self, Record};
 use crate::cli::RestoreArgs;
+use crate::error::Hint;
 use crate::observe;
 use crate::rules::in_scope;
 use crate::state::{self, Entry};

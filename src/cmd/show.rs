@@ -4,8 +4,9 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::{print, Hint, Outcome, Settings};
+use super::{print, Outcome, Settings};
 use crate::cli::{ShowArgs, ShowFormat};
+use crate::error::Hint;
 use crate::export;
 use crate::state::Entry;
 

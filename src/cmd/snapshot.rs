@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::{print, Hint, Outcome, Settings};
+use super::{print, Outcome, Settings};
 use crate::cli::SnapshotArgs;
+use crate::error::Hint;
 use crate::execute::REPLACEMENT_SUFFIX;
 use crate::observe::{self, Capture};
 use crate::plan::Observed;

@@ -23,6 +23,7 @@ use super::{Outcome, Settings};
 use crate::backoff::Policy;
 use crate::cli::WatchArgs;
 use crate::engine::{Engine, Event};
+use crate::error;
 use crate::metrics::{self, Metrics, PassFacts};
 use crate::report;
 use crate::state::State;
@@ -248,7 +249,7 @@ impl Session<'_> {
                     let _lock = match locked.transpose() {
                         Ok(lock) => lock,
                         Err(e) => {
-                            warn!("{}; trying again in {}", super::cause(&e), humantime::format_duration(self.resync.min(LOCK_RETRY)));
+                            warn!("{}; trying again in {}", error::cause(&e), humantime::format_duration(self.resync.min(LOCK_RETRY)));
                             next_pass = Instant::now() + self.resync.min(LOCK_RETRY);
                             continue;
                         }
@@ -384,7 +385,7 @@ fn reload(settings: &Settings, state: &mut State) -> bool {
             scope_changed
         }
         Err(e) => {
-            warn!("{}; keeping the list read before", super::cause(&e));
+            warn!("{}; keeping the list read before", error::cause(&e));
             false
         }
     }
