@@ -263,19 +263,6 @@ pub struct PassArgs {
     pub max_backoff: std::time::Duration,
 }
 
-impl PassArgs {
-    pub fn options(&self, audit_log: PathBuf) -> crate::cmd::PassOptions {
-        crate::cmd::PassOptions {
-            audit_log,
-            dry_run: self.dry_run,
-            stop_timeout: self.stop_timeout,
-            max_removals: self.max_removals,
-            backoff: crate::backoff::Policy::with_max(self.max_backoff),
-            await_removals: true,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Text,

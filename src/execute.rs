@@ -30,7 +30,7 @@ pub const WORK_IN_FLIGHT: usize = 16;
 /// an extra while it recreates the real name.
 pub const REPLACEMENT_SUFFIX: &str = "-guestlist-new";
 
-pub struct Options {
+pub struct ExecuteOptions {
     /// `--stop-timeout`: the grace period for stopping extra and replaced containers before
     /// SIGKILL; `None`: each container's own, as `docker stop` without `-t`.
     pub stop_timeout: Option<Duration>,
@@ -60,13 +60,13 @@ pub struct ActionResult {
 /// replacement's temporary name that an allowed container needs) holds all the same: nothing
 /// is started, and no replacement is created under a name an extra holds, until every removal
 /// has ended. A creation wave starts when the previous one has finished.
-pub async fn run(engine: &Engine, plan: &Plan, options: &Options) -> Vec<ActionResult> {
+pub async fn run(engine: &Engine, plan: &Plan, options: &ExecuteOptions) -> Vec<ActionResult> {
     let (cleared, _) = watch::channel(false);
     let removals: Vec<&Action> = plan
         .actions()
         .filter(|a| matches!(a, Action::Remove { .. }))
         .collect();
-    let run = Run {
+    let run = Execution {
         engine,
         options,
         work: Semaphore::new(WORK_IN_FLIGHT),
@@ -101,9 +101,9 @@ pub async fn run(engine: &Engine, plan: &Plan, options: &Options) -> Vec<ActionR
 }
 
 /// What the actions of one run share.
-struct Run<'a> {
+struct Execution<'a> {
     engine: &'a Engine,
-    options: &'a Options,
+    options: &'a ExecuteOptions,
     /// Turns at engine work (`WORK_IN_FLIGHT`).
     work: Semaphore,
     images: Images,
@@ -113,7 +113,7 @@ struct Run<'a> {
     cleared: watch::Sender<bool>,
 }
 
-impl Run<'_> {
+impl Execution<'_> {
     /// Wait for a turn at engine work; held until dropped. The semaphore is never closed, and
     /// if it were, the work would go ahead unbounded rather than not at all.
     async fn permit(&self) -> Option<SemaphorePermit<'_>> {

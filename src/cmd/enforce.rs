@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use super::pass::{self, Acted, Options, Pass};
+use super::pass::{self, Acted, Pass, PassOptions};
 use super::{print, Outcome, Settings};
 use crate::cli::EnforceArgs;
 use crate::engine::Engine;
@@ -16,7 +16,7 @@ use crate::state::State;
 use crate::{observe, plan, report};
 
 pub async fn run(settings: &Settings, args: EnforceArgs) -> Result<Outcome> {
-    let options = args.pass.options(settings.audit_path.clone());
+    let options = PassOptions::from_args(&args.pass, settings.audit_path.clone(), true);
     let started = Instant::now();
     let mut seen = None;
     let result = enforce(settings, &options, &mut seen).await;
@@ -38,7 +38,7 @@ pub async fn run(settings: &Settings, args: EnforceArgs) -> Result<Outcome> {
 /// The pass itself; `seen` keeps what it found for the metrics, even when it fails later.
 async fn enforce(
     settings: &Settings,
-    options: &Options,
+    options: &PassOptions,
     seen: &mut Option<Pass>,
 ) -> Result<Outcome> {
     // A dry run changes nothing, so it need not wait for a pass in progress.

@@ -12,8 +12,6 @@ mod show;
 mod snapshot;
 mod watch;
 
-pub use pass::Options as PassOptions;
-
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -12,6 +12,7 @@ use anyhow::Result;
 
 use crate::audit::Audit;
 use crate::backoff::{self, Held, Policy};
+use crate::cli::PassArgs;
 use crate::engine::Engine;
 use crate::execute::{self, ActionResult};
 use crate::observe;
@@ -22,7 +23,7 @@ use crate::state::State;
 /// How many containers one pass may remove or replace unless `--max-removals` says otherwise.
 const DEFAULT_MAX_REMOVALS: usize = 10;
 
-pub struct Options {
+pub struct PassOptions {
     /// Plan, but change nothing.
     pub dry_run: bool,
     /// `--stop-timeout`: one grace period for every stop; `None`: each container's own.
@@ -34,6 +35,21 @@ pub struct Options {
     /// once their names are free. `watch` does not: the engine's destroy event starts its next
     /// pass sooner than any polling would.
     pub await_removals: bool,
+}
+
+impl PassOptions {
+    /// The options `enforce` and `watch` share, from their arguments. `await_removals` is the
+    /// command's own policy (see the field).
+    pub fn from_args(args: &PassArgs, audit_log: PathBuf, await_removals: bool) -> PassOptions {
+        PassOptions {
+            audit_log,
+            dry_run: args.dry_run,
+            stop_timeout: args.stop_timeout,
+            max_removals: args.max_removals,
+            backoff: Policy::with_max(args.max_backoff),
+            await_removals,
+        }
+    }
 }
 
 /// What a pass found and did.
@@ -72,7 +88,7 @@ pub async fn run(
     engine: &Engine,
     state: &State,
     history_path: &Path,
-    options: &Options,
+    options: &PassOptions,
 ) -> Result<Pass> {
     let observed = observe::allowed(engine, state).await?;
     let plan = plan::plan(state, &observed);
@@ -103,7 +119,7 @@ pub async fn run(
             }
             Acted::Refused { removals, limit }
         } else {
-            let execute_options = execute::Options {
+            let execute_options = execute::ExecuteOptions {
                 stop_timeout: options.stop_timeout,
                 audit,
                 spare_removals: AtomicUsize::new(limit - runnable.removal_count()),
@@ -152,7 +168,7 @@ const RETRY_WAITS: [Duration; 4] = [
 async fn retry_outdated(
     engine: &Engine,
     state: &State,
-    options: &execute::Options,
+    options: &execute::ExecuteOptions,
     results: &mut Vec<ActionResult>,
     mut waiting: BTreeSet<String>,
     hold: impl Fn(Plan) -> Plan,

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep, sleep_until, timeout, Instant};
 use tracing::{debug, info, warn};
 
-use super::pass::{self, Acted, Options, Pass};
+use super::pass::{self, Acted, Pass, PassOptions};
 use super::{Outcome, Settings};
 use crate::backoff::Policy;
 use crate::cli::WatchArgs;
@@ -48,10 +48,7 @@ const RECONNECT: Policy = Policy {
 
 pub async fn run(settings: &Settings, args: WatchArgs) -> Result<Outcome> {
     let mut state = settings.load_state()?;
-    let options = crate::cmd::PassOptions {
-        await_removals: false,
-        ..args.pass.options(settings.audit_path.clone())
-    };
+    let options = PassOptions::from_args(&args.pass, settings.audit_path.clone(), false);
     let mut shutdown = Shutdown::install()?;
     let mut health = Health::default();
     let metrics = match args.metrics_listen {
@@ -198,7 +195,7 @@ impl Batch {
 struct Session<'a> {
     engine: &'a Engine,
     settings: &'a Settings,
-    options: &'a Options,
+    options: &'a PassOptions,
     resync: Duration,
     health: &'a mut Health,
     /// What the last pass held back, so a crash loop is logged once per start, not per event.
