@@ -18,7 +18,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::plan::Action;
-use crate::report;
 
 /// One line of the log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -125,10 +124,10 @@ impl Audit {
         Record {
             time: now(),
             pass: self.pass.clone(),
-            action: report::verb(action).into(),
+            action: action.verb().into(),
             container: Some(action.name().to_string()),
             id: None,
-            reason: report::condition(action),
+            reason: action.condition(),
             result: result.into(),
             error: None,
             notes: Vec::new(),

@@ -14,8 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::execute::ActionResult;
-use crate::plan::{Action, Observed, Plan};
+use crate::plan::{Action, ActionResult, Held, Observed, Plan};
 use crate::spec;
 
 /// The wait before the second start of a container that died after the first one.
@@ -62,18 +61,6 @@ pub struct Attempts {
     pub starts: u32,
     /// When the last start was attempted, in milliseconds since the Unix epoch.
     pub last_ms: u64,
-}
-
-/// A start that is held back: the container keeps dying and its delay has not passed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Held {
-    pub name: String,
-    /// Starts attempted since it last stayed up.
-    pub starts: u32,
-    /// How long until the next start may be attempted.
-    pub wait: Duration,
-    /// When it is held only because a container it needs is held, that container.
-    pub behind: Option<String>,
 }
 
 /// The attempt history of every allowed container that recently needed restarting.

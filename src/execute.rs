@@ -13,7 +13,7 @@ use tokio::sync::{watch, OnceCell, Semaphore, SemaphorePermit};
 
 use crate::audit::Audit;
 use crate::engine::{self, Engine};
-use crate::plan::{Action, Plan};
+use crate::plan::{Action, ActionResult, Plan};
 use crate::spec::{self, short_id, ContainerSpec};
 
 /// Engine work in flight at once (inspecting, creating, connecting, starting, removing). The
@@ -40,18 +40,6 @@ pub struct ExecuteOptions {
     /// never-started container that must be created again (`start_failed`). Shared by the
     /// pass's retries, which run with the same options.
     pub spare_removals: AtomicUsize,
-}
-
-/// What happened to one action.
-#[derive(Debug)]
-pub struct ActionResult {
-    pub action: Action,
-    /// `Ok(notes)`: done, with things the operator should know; `Err(cause)`: failed.
-    pub outcome: Result<Vec<String>, String>,
-    /// The engine's answer shows that the action was planned from a view that changed since
-    /// (the container vanished, its name is still held by a container being removed): plan it
-    /// again rather than report it.
-    pub outdated: bool,
 }
 
 /// Run every action of `plan`. Removals and the creation waves run side by side, so the grace

@@ -12,9 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use prometheus::{Encoder, Gauge, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
-use crate::execute::ActionResult;
-use crate::plan::{Action, Plan};
-use crate::report;
+use crate::plan::{Action, ActionResult, Plan};
 
 /// How a pass ended, for `guestlist_passes_total{result}` and the success gauges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,7 +197,7 @@ impl Metrics {
                 let n = facts
                     .results
                     .iter()
-                    .filter(|r| report::verb(&r.action) == kind)
+                    .filter(|r| r.action.verb() == kind)
                     .filter(|r| r.outcome.is_ok() == (result == "ok"))
                     .count();
                 self.last_actions

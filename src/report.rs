@@ -8,11 +8,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::backoff::Held;
-
 use crate::change::Change;
-use crate::execute::ActionResult;
-use crate::plan::{Action, Managed, Plan, Reason};
+use crate::plan::{Action, ActionResult, Held, Managed, Plan, Reason};
 use crate::spec::short_id;
 
 /// `diff` and `enforce --dry-run` as text; starts held back by the crash-loop backoff say so.
@@ -35,7 +32,7 @@ pub fn plan_text(plan: &Plan, held: &[Held]) -> String {
             "{} {:width$}  {}: {then}\n",
             action.marker(),
             action.name(),
-            condition(action),
+            action.condition(),
         );
         out += &change_lines(action);
     }
@@ -56,16 +53,6 @@ pub fn plan_text(plan: &Plan, held: &[Held]) -> String {
     }
     out.push('\n');
     out
-}
-
-/// What is wrong with the container the action is for.
-pub fn condition(action: &Action) -> String {
-    match action {
-        Action::Create { .. } => "missing".into(),
-        Action::Start { .. } => "stopped".into(),
-        Action::Replace { reason, .. } => why(reason),
-        Action::Remove { image, .. } => format!("extra (image {image})"),
-    }
 }
 
 fn would(action: &Action) -> &'static str {
@@ -95,23 +82,6 @@ pub fn held_back(held: &Held) -> String {
 fn whole_seconds(wait: Duration) -> String {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     humantime::format_duration(Duration::from_secs(secs)).to_string()
-}
-
-fn why(reason: &Reason) -> String {
-    let fields = |changes: &[Change]| {
-        let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
-        fields.join(", ")
-    };
-    match reason {
-        Reason::Changed(changes) => format!("changed {}", fields(changes)),
-        Reason::Redeployed(changes) => {
-            format!(
-                "redeployed by compose (its config hash changed), changed {}",
-                fields(changes)
-            )
-        }
-        Reason::Dependency(owner) => format!("shares a namespace with {owner}, which is recreated"),
-    }
 }
 
 /// Why a changed container is left as it is.
@@ -218,7 +188,7 @@ pub fn results_text(results: &[ActionResult]) -> String {
                 }
             }
             Err(cause) => {
-                out += &format!("! {name:width$}  failed to {}: {cause}\n", verb(&r.action))
+                out += &format!("! {name:width$}  failed to {}: {cause}\n", r.action.verb())
             }
         }
     }
@@ -233,7 +203,7 @@ pub fn results_text(results: &[ActionResult]) -> String {
 
 /// One action's result as a log line: what was wrong, what was done about it, and any notes.
 pub fn result_line(r: &ActionResult) -> String {
-    let (marker, name, condition) = (r.action.marker(), r.action.name(), condition(&r.action));
+    let (marker, name, condition) = (r.action.marker(), r.action.name(), r.action.condition());
     // The condition already says why it was replaced, and what image an extra ran.
     let done = match &r.action {
         Action::Replace { .. } => "replaced".into(),
@@ -248,7 +218,7 @@ pub fn result_line(r: &ActionResult) -> String {
         ),
         Err(cause) => format!(
             "! {name}: {condition}: failed to {}: {cause}",
-            verb(&r.action)
+            r.action.verb()
         ),
     }
 }
@@ -407,18 +377,8 @@ fn done(action: &Action) -> String {
         Action::Create { start: true, .. } => "created and started".into(),
         Action::Create { start: false, .. } => "created".into(),
         Action::Start { .. } => "started".into(),
-        Action::Replace { reason, .. } => format!("replaced ({})", why(reason)),
+        Action::Replace { reason, .. } => format!("replaced ({})", reason),
         Action::Remove { image, .. } => format!("removed (image {image}; volumes kept)"),
-    }
-}
-
-/// The action as a verb: create, start, replace, remove.
-pub fn verb(action: &Action) -> &'static str {
-    match action {
-        Action::Create { .. } => "create",
-        Action::Start { .. } => "start",
-        Action::Replace { .. } => "replace",
-        Action::Remove { .. } => "remove",
     }
 }
 

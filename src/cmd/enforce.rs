@@ -10,8 +10,8 @@ use super::pass::{self, Acted, Pass, PassOptions};
 use super::{print, Outcome, Settings};
 use crate::cli::EnforceArgs;
 use crate::engine::Engine;
-use crate::execute::ActionResult;
 use crate::metrics::{self, Ended, Metrics, PassFacts};
+use crate::plan::ActionResult;
 use crate::state::State;
 use crate::{observe, plan, report};
 

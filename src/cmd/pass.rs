@@ -11,13 +11,12 @@ use std::time::{Duration, SystemTime};
 use anyhow::Result;
 
 use crate::audit::Audit;
-use crate::backoff::{self, Held, Policy};
+use crate::backoff::{self, Policy};
 use crate::cli::PassArgs;
 use crate::engine::Engine;
-use crate::execute::{self, ActionResult};
+use crate::execute;
 use crate::observe;
-use crate::plan::{self, Plan};
-use crate::plan::{Action, Observed};
+use crate::plan::{self, Action, ActionResult, Held, Observed, Plan};
 use crate::state::State;
 
 /// How many containers one pass may remove or replace unless `--max-removals` says otherwise.

@@ -1,0 +1,248 @@
+//! Plan: from the state and what the host runs, the actions that bring the host back to the
+//! list, in dependency order. Pure: no IO, no bollard, so every case is unit-tested.
+//!
+//! Every allowed container is exactly one of: in sync, missing (create), stopped (start) or
+//! changed (replace). Every other container in scope is tolerated (an allow rule matches) or
+//! extra (remove). Containers outside the scope never reach the planner, and are filtered again
+//! here in case they did.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use crate::change::Change;
+use crate::rules::Orchestrator;
+use crate::spec::{self, ContainerSpec};
+
+mod decide;
+#[cfg(test)]
+mod tests;
+
+pub use decide::plan;
+
+/// One container as the host runs it right now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    pub id: String,
+    pub name: String,
+    /// The image reference as the engine lists it.
+    pub image: String,
+    pub running: bool,
+    /// The engine's state word: running, exited, created, paused, restarting, dead.
+    pub status: String,
+    pub labels: HashMap<String, String>,
+    /// Its captured run configuration; present for containers whose name is on the list.
+    pub spec: Option<ContainerSpec>,
+    /// When its last run started and ended; known for containers whose name is on the list.
+    pub last_run: Run,
+    /// This guestlist runs inside it: it is never removed or replaced, whatever the list says.
+    pub runs_guestlist: bool,
+    /// What the engine added to it when it created it (its image's config, its own defaults);
+    /// known for containers whose name is on the list.
+    pub origin: Option<std::sync::Arc<spec::Origin>>,
+}
+
+/// The span of a container's last run, which tells a crash loop from a container that stayed up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Run {
+    pub started: Option<SystemTime>,
+    /// When it stopped; `None` while it runs.
+    pub finished: Option<SystemTime>,
+}
+
+/// Why an allowed container that exists is replaced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reason {
+    /// Its image or run configuration differs from the record in these fields.
+    Changed(Vec<Change>),
+    /// It shares a namespace (`--network/--ipc/--pid container:X`) with X, which is recreated in
+    /// this pass; the reference to the old X dies with it.
+    Dependency(String),
+    /// Compose recreated it with another configuration (its config hash changed): a deploy,
+    /// which replacing it undoes. These are the fields that differ.
+    Redeployed(Vec<Change>),
+}
+
+/// The label compose puts on every container it creates: a hash of the service's
+/// configuration, which changes with every deploy that changes the service.
+pub const COMPOSE_CONFIG_HASH: &str = "com.docker.compose.config-hash";
+
+/// A container another orchestrator owns, left to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Managed {
+    pub name: String,
+    pub by: Orchestrator,
+    /// Whether it is on the list (recorded before guestlist left such containers out).
+    pub listed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Missing: create it (and start it when the record says it runs).
+    Create {
+        name: String,
+        spec: ContainerSpec,
+        start: bool,
+    },
+    /// Stopped: start the existing container. The record comes along for a container that was
+    /// never started and cannot be (`execute`).
+    Start {
+        name: String,
+        id: String,
+        spec: ContainerSpec,
+    },
+    /// Changed: create a replacement from the record, remove the old one, start the new one.
+    Replace {
+        name: String,
+        id: String,
+        spec: ContainerSpec,
+        start: bool,
+        reason: Reason,
+    },
+    /// Extra: stop and remove it, never its volumes.
+    Remove {
+        name: String,
+        id: String,
+        image: String,
+    },
+}
+
+impl Action {
+    pub fn name(&self) -> &str {
+        match self {
+            Action::Create { name, .. }
+            | Action::Start { name, .. }
+            | Action::Replace { name, .. }
+            | Action::Remove { name, .. } => name,
+        }
+    }
+
+    /// The plan marker: `+` create, `>` start, `~` replace, `-` remove.
+    pub fn marker(&self) -> char {
+        match self {
+            Action::Create { .. } => '+',
+            Action::Start { .. } => '>',
+            Action::Replace { .. } => '~',
+            Action::Remove { .. } => '-',
+        }
+    }
+
+    /// The action as a verb: create, start, replace, remove (audit log, metrics, reports).
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Action::Create { .. } => "create",
+            Action::Start { .. } => "start",
+            Action::Replace { .. } => "replace",
+            Action::Remove { .. } => "remove",
+        }
+    }
+
+    /// What is wrong with the container the action is for: missing, stopped, why it changed,
+    /// or extra with its image.
+    pub fn condition(&self) -> String {
+        match self {
+            Action::Create { .. } => "missing".into(),
+            Action::Start { .. } => "stopped".into(),
+            Action::Replace { reason, .. } => reason.to_string(),
+            Action::Remove { image, .. } => format!("extra (image {image})"),
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let fields = |changes: &[Change]| {
+            let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
+            fields.join(", ")
+        };
+        match self {
+            Reason::Changed(changes) => write!(f, "changed {}", fields(changes)),
+            Reason::Redeployed(changes) => write!(
+                f,
+                "redeployed by compose (its config hash changed), changed {}",
+                fields(changes)
+            ),
+            Reason::Dependency(owner) => {
+                write!(f, "shares a namespace with {owner}, which is recreated")
+            }
+        }
+    }
+}
+
+/// Why the container guestlist runs in is tolerated, in place of an allow rule.
+pub const RUNS_GUESTLIST: &str = "guestlist itself (it runs in this container)";
+
+/// An extra container left alone because an allow rule matches it, or because guestlist runs
+/// in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tolerated {
+    pub name: String,
+    pub image: String,
+    pub rule: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// Actions in waves: each wave runs after the previous one finished. Removals come first
+    /// (an extra may hold a port or address an allowed container needs), then creations in
+    /// dependency order.
+    pub waves: Vec<Vec<Action>>,
+    pub tolerated: Vec<Tolerated>,
+    /// Allowed containers that need nothing.
+    pub in_sync: Vec<String>,
+    /// Allowed containers the engine is removing right now (`docker rm -f` in progress): the
+    /// name is still taken, so the pass waits for it to be free and then creates them.
+    pub removing: Vec<String>,
+    /// Replacements not done because this guestlist runs in the container: replacing it would
+    /// end the pass halfway. Drift that a human resolves.
+    pub spared: Vec<Action>,
+    /// Containers another orchestrator owns (swarm, Kubernetes, Nomad): never acted on.
+    pub managed: Vec<Managed>,
+}
+
+impl Plan {
+    pub fn actions(&self) -> impl Iterator<Item = &Action> {
+        self.waves.iter().flatten()
+    }
+
+    /// Nothing drifted: the host matches the list.
+    pub fn is_empty(&self) -> bool {
+        !self.has_actions() && self.removing.is_empty() && self.spared.is_empty()
+    }
+
+    /// Whether there is anything to do now.
+    pub fn has_actions(&self) -> bool {
+        self.waves.iter().any(|w| !w.is_empty())
+    }
+
+    /// How many existing containers this plan removes or replaces.
+    pub fn removal_count(&self) -> usize {
+        self.actions()
+            .filter(|a| matches!(a, Action::Replace { .. } | Action::Remove { .. }))
+            .count()
+    }
+}
+
+/// A start that is held back: the container keeps dying and its delay has not passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub name: String,
+    /// Starts attempted since it last stayed up.
+    pub starts: u32,
+    /// How long until the next start may be attempted.
+    pub wait: Duration,
+    /// When it is held only because a container it needs is held, that container.
+    pub behind: Option<String>,
+}
+
+/// What happened to one action.
+#[derive(Debug)]
+pub struct ActionResult {
+    pub action: Action,
+    /// `Ok(notes)`: done, with things the operator should know; `Err(cause)`: failed.
+    pub outcome: Result<Vec<String>, String>,
+    /// The engine's answer shows that the action was planned from a view that changed since
+    /// (the container vanished, its name is still held by a container being removed): plan it
+    /// again rather than report it.
+    pub outdated: bool,
+}
