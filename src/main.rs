@@ -16,7 +16,6 @@ mod log;
 mod metrics;
 mod observe;
 mod plan;
-mod podman;
 mod report;
 mod rules;
 mod schema;

@@ -7,6 +7,13 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 
+use super::capture::{
+    settle_pids_limit, strip_configured_defaults, strip_fixed_defaults, subtract_image_values,
+    CONFIG_KEEP_ZERO, HOST_KEEP_ZERO,
+};
+use super::volumes::{
+    drop_covered_volumes, host_destinations, normalize_binds, volume_mounts_as_binds,
+};
 use super::*;
 
 /// Bring a record written by hand into the form `capture` writes, so that it compares equal to
