@@ -7,6 +7,7 @@
 //! holds container environments like the state file does: it is created 0600 in a 0700
 //! directory. It only grows; rotate it with logrotate (`copytruncate` is safe: writes append).
 
+use std::fmt;
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -26,8 +27,7 @@ pub struct Record {
     pub time: String,
     /// Groups the records of one pass: `<pid>-<unix milliseconds at its start>`.
     pub pass: String,
-    /// create, start, replace, remove; `pass` for a pass that refused to act.
-    pub action: String,
+    pub action: RecordAction,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
     /// The id of the existing container the action concerns.
@@ -35,9 +35,7 @@ pub struct Record {
     pub id: Option<String>,
     /// Why: missing, stopped, changed ..., extra (image ...), or why a pass refused.
     pub reason: String,
-    /// `removing` (written before a removal, with `inspect`), `ok`, `failed`, `outdated`
-    /// (planned again) or `refused`.
-    pub result: String,
+    pub result: RecordResult,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -45,6 +43,55 @@ pub struct Record {
     /// The container's full `docker inspect`, on `removing` records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inspect: Option<Value>,
+}
+
+/// What a record is about: an action, or a pass that refused to act.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordAction {
+    Create,
+    Start,
+    Replace,
+    Remove,
+    Pass,
+}
+
+impl From<&Action> for RecordAction {
+    fn from(action: &Action) -> RecordAction {
+        match action {
+            Action::Create { .. } => RecordAction::Create,
+            Action::Start { .. } => RecordAction::Start,
+            Action::Replace { .. } => RecordAction::Replace,
+            Action::Remove { .. } => RecordAction::Remove,
+        }
+    }
+}
+
+impl fmt::Display for RecordAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let word = match self {
+            RecordAction::Create => "create",
+            RecordAction::Start => "start",
+            RecordAction::Replace => "replace",
+            RecordAction::Remove => "remove",
+            RecordAction::Pass => "pass",
+        };
+        f.write_str(word)
+    }
+}
+
+/// Where an action stands when a record is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordResult {
+    /// Written before a removal, with the container's `inspect`.
+    Removing,
+    Ok,
+    Failed,
+    /// Failed because it was planned from a view that changed since; planned again.
+    Outdated,
+    /// The pass did nothing: it would have removed too much.
+    Refused,
 }
 
 /// Where one process writes its records.
@@ -75,7 +122,7 @@ impl Audit {
     /// Keep the container's `inspect` before `action` removes it. Synced to disk before it
     /// returns: the removal must not happen unless this succeeded.
     pub fn removing(&self, action: &Action, id: &str, inspect: Value) -> Result<()> {
-        let mut record = self.record(action, "removing");
+        let mut record = self.record(action, RecordResult::Removing);
         record.id = Some(id.to_string());
         record.inspect = Some(inspect);
         self.append(&record, true)
@@ -86,17 +133,23 @@ impl Audit {
     pub fn result(
         &self,
         action: &Action,
-        outcome: &Result<Vec<String>, String>,
+        outcome: &Result<Vec<String>, anyhow::Error>,
         outdated: bool,
     ) -> Result<()> {
         let mut record = match outcome {
             Ok(notes) => Record {
                 notes: notes.clone(),
-                ..self.record(action, "ok")
+                ..self.record(action, RecordResult::Ok)
             },
             Err(cause) => Record {
-                error: Some(cause.clone()),
-                ..self.record(action, if outdated { "outdated" } else { "failed" })
+                error: Some(format!("{cause:#}")),
+                ..self.record(
+                    action,
+                    match outdated {
+                        true => RecordResult::Outdated,
+                        false => RecordResult::Failed,
+                    },
+                )
             },
         };
         record.id = existing_id(action).map(String::from);
@@ -108,11 +161,11 @@ impl Audit {
         let record = Record {
             time: now(),
             pass: self.pass.clone(),
-            action: "pass".into(),
+            action: RecordAction::Pass,
             container: None,
             id: None,
             reason: why.into(),
-            result: "refused".into(),
+            result: RecordResult::Refused,
             error: None,
             notes: Vec::new(),
             inspect: None,
@@ -120,15 +173,15 @@ impl Audit {
         self.append(&record, false)
     }
 
-    fn record(&self, action: &Action, result: &str) -> Record {
+    fn record(&self, action: &Action, result: RecordResult) -> Record {
         Record {
             time: now(),
             pass: self.pass.clone(),
-            action: action.verb().into(),
+            action: RecordAction::from(action),
             container: Some(action.name().to_string()),
             id: None,
             reason: action.condition(),
-            result: result.into(),
+            result,
             error: None,
             notes: Vec::new(),
             inspect: None,
@@ -246,23 +299,24 @@ mod tests {
             .unwrap(),
         };
         audit
-            .result(&start, &Err("cannot start: boom".into()), false)
+            .result(&start, &Err(anyhow::anyhow!("cannot start: boom")), false)
             .unwrap();
         audit.refused("would remove 12 containers").unwrap();
 
         let (records, skipped) = read(&path).unwrap();
         assert_eq!(skipped, 0);
-        let summary: Vec<(&str, &str, &str)> = records
+        let summary: Vec<(RecordAction, RecordResult, &str)> = records
             .iter()
-            .map(|r| (r.action.as_str(), r.result.as_str(), r.reason.as_str()))
+            .map(|r| (r.action, r.result, r.reason.as_str()))
             .collect();
+        use {RecordAction as A, RecordResult as R};
         assert_eq!(
             summary,
             [
-                ("remove", "removing", "extra (image busybox)"),
-                ("remove", "ok", "extra (image busybox)"),
-                ("start", "failed", "stopped"),
-                ("pass", "refused", "would remove 12 containers"),
+                (A::Remove, R::Removing, "extra (image busybox)"),
+                (A::Remove, R::Ok, "extra (image busybox)"),
+                (A::Start, R::Failed, "stopped"),
+                (A::Pass, R::Refused, "would remove 12 containers"),
             ]
         );
         assert_eq!(records[0].inspect, Some(json!({"Id": "id-x"})));

@@ -225,7 +225,7 @@ impl History {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::plan::Run;
+    use crate::plan::{LastRun, Status};
     use crate::spec::ContainerSpec;
     use std::collections::HashMap;
 
@@ -271,10 +271,14 @@ mod tests {
             name: name.into(),
             image: "img".into(),
             running,
-            status: if running { "running" } else { "exited" }.into(),
+            status: if running {
+                Status::Running
+            } else {
+                Status::Exited
+            },
             labels: HashMap::new(),
             spec: None,
-            last_run: Run {
+            last_run: LastRun {
                 started: Some(at(started)),
                 finished: finished.map(at),
             },

@@ -21,6 +21,7 @@ use futures_util::{Stream, StreamExt, TryStreamExt};
 use hyper::body::Bytes;
 use serde_json::{Map, Value};
 
+use crate::plan::Status;
 use crate::rules::Scope;
 use crate::spec::{EngineDefaults, EngineKind};
 use crate::state::EngineInfo;
@@ -102,7 +103,7 @@ pub struct Listed {
     pub image: String,
     /// The id of the image it was created from.
     pub image_id: String,
-    pub status: String,
+    pub status: Status,
     pub labels: HashMap<String, String>,
 }
 
@@ -146,7 +147,7 @@ impl From<Summary> for Listed {
             id: c.id,
             image: c.image,
             image_id: c.image_id,
-            status: state_word(&c.state).to_string(),
+            status: Status::from_word(&c.state),
             labels: c.labels.unwrap_or_default(),
         }
     }
@@ -168,16 +169,6 @@ fn keep_known<T: serde::de::DeserializeOwned + serde::Serialize>(fields: &mut Ma
     };
     if let Ok(Value::Object(known)) = serde_json::to_value(typed) {
         fields.retain(|key, _| known.contains_key(key));
-    }
-}
-
-/// The engine's word for a container's state in Docker's vocabulary: Podman's compatible API
-/// lets some of its own through (`stopped` for exited, `configured` for created).
-pub fn state_word(state: &str) -> &str {
-    match state {
-        "stopped" => "exited",
-        "configured" | "initialized" => "created",
-        other => other,
     }
 }
 
@@ -220,7 +211,7 @@ pub async fn connect(endpoint: &str, timeout: Duration) -> Result<Engine> {
         info: EngineInfo {
             endpoint: endpoint.to_string(),
             id: system.id.unwrap_or_default(),
-            kind: format!("{kind:?}"),
+            kind: Some(kind),
             version: version.version.unwrap_or_default(),
             api_version: version.api_version.clone().unwrap_or_default(),
             hostname: system.name.unwrap_or_default(),
@@ -277,7 +268,7 @@ pub fn status(err: &anyhow::Error) -> Option<u16> {
 
 /// The engine-side filter for `scope`: every label selector must match.
 fn scope_filter(scope: &Scope) -> HashMap<&'static str, Vec<String>> {
-    let labels: Vec<String> = scope.iter().map(|s| s.filter_value()).collect();
+    let labels: Vec<String> = scope.selectors().map(|s| s.filter_value()).collect();
     let mut filters = HashMap::new();
     if !labels.is_empty() {
         filters.insert("label", labels);

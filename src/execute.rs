@@ -132,13 +132,16 @@ impl Execution<'_> {
             (Action::Create { .. }, Err(e)) => engine::is_conflict(e),
             _ => false,
         };
-        let mut outcome = outcome.map_err(|e| format!("{e:#}"));
+        let mut outcome = outcome;
         if let Err(e) = self.options.audit.result(action, &outcome, outdated) {
             let unlogged = format!("this result is not in the audit log: {e:#}");
-            match &mut outcome {
-                Ok(notes) => notes.push(unlogged),
-                Err(cause) => *cause = format!("{cause} ({unlogged})"),
-            }
+            outcome = match outcome {
+                Ok(mut notes) => {
+                    notes.push(unlogged);
+                    Ok(notes)
+                }
+                Err(cause) => Err(cause.context(unlogged)),
+            };
         }
         ActionResult {
             outcome,
@@ -307,12 +310,9 @@ impl Execution<'_> {
             Err(e) if engine::is_not_found(&e) => Ok(()),
             other => other,
         };
-        let outcome = removed
-            .as_ref()
-            .map(|()| Vec::new())
-            .map_err(|e| format!("{e:#}"));
+        let outcome = removed.map(|()| Vec::new());
         let logged = self.options.audit.result(&leftover, &outcome, false);
-        removed.context(format!("cannot remove the leftover {temporary}"))?;
+        outcome.context(format!("cannot remove the leftover {temporary}"))?;
         let mut note = format!(
             "{temporary}, a replacement an interrupted pass had created and never started, \
              was removed first"

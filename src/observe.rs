@@ -9,7 +9,7 @@ use futures_util::{stream, StreamExt, TryStreamExt};
 use serde_json::Value;
 
 use crate::engine::{Engine, Listed};
-use crate::plan::{Observed, Run};
+use crate::plan::{LastRun, Observed, Status};
 use crate::rules::Scope;
 use crate::spec::{self, CaptureContext};
 
@@ -29,8 +29,8 @@ pub enum Capture<'a> {
 /// JSON dropped, so a pass over hundreds of containers holds their specs, never their inspects.
 struct Inspected {
     spec: spec::ContainerSpec,
-    status: String,
-    last_run: Run,
+    status: Status,
+    last_run: LastRun,
     origin: Arc<spec::Origin>,
 }
 
@@ -119,13 +119,11 @@ async fn from_list(
         // Use the inspected state when there is one: it is newer than the list's.
         let (spec, status, last_run, origin) = match inspection {
             Some(i) => (Some(i.spec), i.status, i.last_run, Some(i.origin)),
-            None => (None, c.status, Run::default(), None),
+            None => (None, c.status, LastRun::default(), None),
         };
         observed.push(Observed {
             runs_guestlist: own_container_ids().contains(&c.id),
-            // A paused container was paused on purpose and cannot be started; a restarting one
-            // is the engine's restart policy at work.
-            running: matches!(status.as_str(), "running" | "restarting" | "paused"),
+            running: status.is_running(),
             id: c.id,
             name: c.name,
             image: c.image,
@@ -177,8 +175,7 @@ async fn inspect_and_capture(
         capture(&json, &ctx).with_context(|| format!("cannot read the configuration of {name}"))?;
     Ok(Some(Inspected {
         spec,
-        status: crate::engine::state_word(json["State"]["Status"].as_str().unwrap_or_default())
-            .to_string(),
+        status: Status::from_word(json["State"]["Status"].as_str().unwrap_or_default()),
         last_run: last_run(&json),
         origin: Arc::new(spec::Origin {
             image: image_config,
@@ -241,14 +238,14 @@ fn hex_id(text: &str) -> Option<String> {
 
 /// When the container's last run started and ended. The engine writes the zero time
 /// (year 1) for "never", which parses as nothing.
-fn last_run(inspect: &Value) -> Run {
+fn last_run(inspect: &Value) -> LastRun {
     let time = |key: &str| {
         inspect["State"][key]
             .as_str()
             .and_then(|t| humantime::parse_rfc3339(t).ok())
     };
     let running = inspect["State"]["Running"].as_bool().unwrap_or(false);
-    Run {
+    LastRun {
         started: time("StartedAt"),
         finished: if running { None } else { time("FinishedAt") },
     }

@@ -188,7 +188,10 @@ pub fn results_text(results: &[ActionResult]) -> String {
                 }
             }
             Err(cause) => {
-                out += &format!("! {name:width$}  failed to {}: {cause}\n", r.action.verb())
+                out += &format!(
+                    "! {name:width$}  failed to {}: {cause:#}\n",
+                    r.action.verb()
+                )
             }
         }
     }
@@ -217,7 +220,7 @@ pub fn result_line(r: &ActionResult) -> String {
             notes.join("; note: ")
         ),
         Err(cause) => format!(
-            "! {name}: {condition}: failed to {}: {cause}",
+            "! {name}: {condition}: failed to {}: {cause:#}",
             r.action.verb()
         ),
     }
@@ -581,7 +584,7 @@ mod tests {
                     id: "d1".into(),
                     spec: spec(),
                 },
-                outcome: Err("cannot start: boom".into()),
+                outcome: Err(anyhow::anyhow!("cannot start: boom")),
                 outdated: false,
             },
         ];

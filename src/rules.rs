@@ -80,11 +80,44 @@ impl From<LabelSelector> for String {
 }
 
 /// What guestlist manages: containers carrying all these labels. Empty means the whole host.
-pub type Scope = Vec<LabelSelector>;
+/// Stored in the state file as the list of selectors.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Scope(Vec<LabelSelector>);
 
-/// Whether a container with `labels` is inside `scope`.
-pub fn in_scope(scope: &Scope, labels: &HashMap<String, String>) -> bool {
-    scope.iter().all(|s| s.matches(labels))
+impl Scope {
+    pub fn new(selectors: Vec<LabelSelector>) -> Scope {
+        Scope(selectors)
+    }
+
+    /// Whether this is the whole host.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn selectors(&self) -> impl Iterator<Item = &LabelSelector> {
+        self.0.iter()
+    }
+
+    /// Whether a container with `labels` is inside: it carries every selector's label.
+    pub fn contains(&self, labels: &HashMap<String, String>) -> bool {
+        self.0.iter().all(|s| s.matches(labels))
+    }
+}
+
+/// `the whole host`, or the selectors as the command line takes them: `label=a label=b=2`.
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("the whole host");
+        }
+        let words: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&words.join(" "))
+    }
 }
 
 /// Another orchestrator that owns a container, known by the labels it puts on every container
@@ -238,10 +271,15 @@ mod tests {
 
     #[test]
     fn empty_scope_is_the_whole_host_and_selectors_are_anded() {
-        let scope: Scope = vec!["label=a".parse().unwrap(), "label=b=2".parse().unwrap()];
-        assert!(in_scope(&Vec::new(), &labels(&[])));
-        assert!(in_scope(&scope, &labels(&[("a", "1"), ("b", "2")])));
-        assert!(!in_scope(&scope, &labels(&[("a", "1")])));
+        let scope = Scope::new(vec![
+            "label=a".parse().unwrap(),
+            "label=b=2".parse().unwrap(),
+        ]);
+        assert!(Scope::default().contains(&labels(&[])));
+        assert!(scope.contains(&labels(&[("a", "1"), ("b", "2")])));
+        assert!(!scope.contains(&labels(&[("a", "1")])));
+        assert_eq!(scope.to_string(), "label=a label=b=2");
+        assert_eq!(Scope::default().to_string(), "the whole host");
     }
 
     #[test]

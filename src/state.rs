@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::files;
 use crate::rules::{AllowRule, Scope};
-use crate::spec::ContainerSpec;
+use crate::spec::{ContainerSpec, EngineKind};
 
 /// The state file format this build reads and writes.
 pub const VERSION: u64 = 1;
@@ -42,8 +42,9 @@ pub struct EngineInfo {
     pub endpoint: String,
     /// The engine's id (`docker info` ID); stable across daemon restarts.
     pub id: String,
-    /// `Docker` or the name another engine reports about itself.
-    pub kind: String,
+    /// `Docker` or `Podman`; `""` (none) in a hand-written list.
+    #[serde(with = "kind_word")]
+    pub kind: Option<EngineKind>,
     pub version: String,
     pub api_version: String,
     pub hostname: String,
@@ -206,6 +207,22 @@ pub fn save(path: &Path, state: &State) -> Result<()> {
         .with_context(|| format!("cannot write state file {}", path.display()))
 }
 
+/// `engine.kind` as the file has always spelled it: the variant's name, read back by prefix
+/// (older versions wrote what the engine called itself, such as `Podman Engine`).
+mod kind_word {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::spec::EngineKind;
+
+    pub fn serialize<S: Serializer>(kind: &Option<EngineKind>, to: S) -> Result<S::Ok, S::Error> {
+        to.serialize_str(kind.map_or("", EngineKind::word))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<Option<EngineKind>, D::Error> {
+        Ok(EngineKind::named(&String::deserialize(from)?))
+    }
+}
+
 impl State {
     pub fn entry(&self, name: &str) -> Option<&Entry> {
         self.containers.iter().find(|e| e.name == name)
@@ -247,7 +264,10 @@ mod tests {
     fn parse_fills_defaults_and_keeps_rules() {
         let state = sample();
         assert!(state.containers[0].running);
-        assert_eq!(state.scope[0].to_string(), "label=team=web");
+        assert_eq!(
+            state.scope.selectors().next().unwrap().to_string(),
+            "label=team=web"
+        );
         assert_eq!(state.allow[0].to_string(), "name=ci-*");
     }
 

@@ -113,7 +113,7 @@ async fn verify(
             && acted.contains(a.name())
             && now
                 .iter()
-                .any(|o| o.name == a.name() && o.status == "created")
+                .any(|o| o.name == a.name() && o.status == plan::Status::Created)
     });
     if catching_up {
         tokio::time::sleep(SETTLE).await;

@@ -52,10 +52,7 @@ fn text(state: &State) -> String {
     out += &format!(
         "{} allowed; scope: {}; allow rules: {}; snapshot taken {} on {}\n",
         state.containers.len(),
-        match state.scope.is_empty() {
-            true => "the whole host".to_string(),
-            false => join(state.scope.iter().map(ToString::to_string).collect()),
-        },
+        state.scope,
         join(state.allow.iter().map(ToString::to_string).collect()),
         state.taken_at,
         state.engine.hostname
@@ -75,7 +72,7 @@ fn as_json(state: &State) -> serde_json::Value {
         })
         .collect();
     json!({
-        "scope": state.scope.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "scope": state.scope.selectors().map(ToString::to_string).collect::<Vec<_>>(),
         "allow": state.allow.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "taken_at": state.taken_at,
         "engine": state.engine,

@@ -168,16 +168,17 @@ impl Settings {
     /// Refuse `engine` for `state` if it is of another kind than the one the state was taken
     /// on (see `connect_for`).
     pub fn check_engine(&self, state: &State, engine: &Engine) -> Result<()> {
-        let recorded = EngineKind::named(&state.engine.kind);
+        let recorded = state.engine.kind;
         let here = engine.defaults.kind;
         if self.any_engine || recorded.is_none_or(|kind| kind == here) {
             return Ok(());
         }
         Err(anyhow::anyhow!(
-            "the state file {} was taken on {}, and the engine at {} is {here:?}",
+            "the state file {} was taken on {}, and the engine at {} is {}",
             self.state_path.display(),
-            state.engine.kind,
-            self.endpoint
+            recorded.map_or("", EngineKind::word),
+            self.endpoint,
+            here.word()
         ))
         .context(Hint(
             "take a snapshot against this engine (`guestlist snapshot --force`), or pass \

@@ -12,7 +12,6 @@ use crate::audit::{self, Record};
 use crate::cli::RestoreArgs;
 use crate::error::Hint;
 use crate::observe;
-use crate::rules::in_scope;
 use crate::state::{self, Entry};
 
 pub async fn run(settings: &Settings, args: RestoreArgs) -> Result<Outcome> {
@@ -42,7 +41,7 @@ pub async fn run(settings: &Settings, args: RestoreArgs) -> Result<Outcome> {
         let inspect = record.inspect.as_ref().unwrap_or(&serde_json::Value::Null);
         let labels: HashMap<String, String> =
             serde_json::from_value(inspect["Config"]["Labels"].clone()).unwrap_or_default();
-        if !in_scope(&state.scope, &labels) {
+        if !state.scope.contains(&labels) {
             bail!(
                 "{name} as removed at {} is outside the scope of {}: guestlist would not see it \
                  after creating it (nothing was changed)",

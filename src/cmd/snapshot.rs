@@ -11,7 +11,7 @@ use crate::error::Hint;
 use crate::execute::REPLACEMENT_SUFFIX;
 use crate::observe::{self, Capture};
 use crate::plan::Observed;
-use crate::rules::Orchestrator;
+use crate::rules::{Orchestrator, Scope};
 use crate::spec::EngineKind;
 use crate::state::{self, Entry, LoadError, State, VERSION};
 
@@ -35,7 +35,8 @@ async fn whole(settings: &Settings, args: SnapshotArgs) -> Result<Outcome> {
         ));
     }
     let engine = settings.connect().await?;
-    let observed = observe::host(&engine, &args.scope, Capture::All).await?;
+    let scope = Scope::new(args.scope);
+    let observed = observe::host(&engine, &scope, Capture::All).await?;
     let (observed, managed): (Vec<Observed>, Vec<Observed>) =
         observed.into_iter().partition(|o| owner(o).is_none());
     let containers: Vec<Entry> = observed
@@ -53,7 +54,7 @@ async fn whole(settings: &Settings, args: SnapshotArgs) -> Result<Outcome> {
         version: VERSION,
         taken_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         engine: engine.info.clone(),
-        scope: args.scope,
+        scope,
         allow: args.allow,
         containers: Vec::new(),
     };
@@ -127,12 +128,7 @@ async fn named(settings: &Settings, args: SnapshotArgs) -> Result<Outcome> {
             None => bail!(
                 "no container named {name} within the scope {} (nothing was changed; give it \
                  the scope's labels, or check the name with `docker ps -a`)",
-                state
-                    .scope
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(" ")
+                state.scope
             ),
         }
     }
@@ -158,7 +154,7 @@ fn recorded<'a>(
     entries: impl Iterator<Item = &'a Entry>,
 ) -> String {
     let mut out = String::new();
-    let podman = EngineKind::named(&state.engine.kind) == Some(EngineKind::Podman);
+    let podman = state.engine.kind == Some(EngineKind::Podman);
     for e in entries {
         let how = if e.running { "running" } else { "stopped" };
         out += &format!("recorded {} (image {}, {how})\n", e.name, e.spec.image);
@@ -166,19 +162,11 @@ fn recorded<'a>(
             out += &unreported_by_podman(e);
         }
     }
-    let scope = match state.scope.is_empty() {
-        true => "the whole host".to_string(),
-        false => state
-            .scope
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(" "),
-    };
     out += &format!(
-        "wrote {}: {} containers allowed, scope {scope}, {} allow rules\n",
+        "wrote {}: {} containers allowed, scope {}, {} allow rules\n",
         settings.state_path.display(),
         state.containers.len(),
+        state.scope,
         state.allow.len()
     );
     out

@@ -5,10 +5,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{
-    Action, Managed, Observed, Plan, Reason, Tolerated, COMPOSE_CONFIG_HASH, RUNS_GUESTLIST,
+    Action, Managed, Observed, Plan, Reason, Status, Tolerated, COMPOSE_CONFIG_HASH, RUNS_GUESTLIST,
 };
 use crate::change;
-use crate::rules::{in_scope, Orchestrator};
+use crate::rules::Orchestrator;
 use crate::spec::{self, ContainerSpec};
 use crate::state::State;
 
@@ -17,7 +17,7 @@ pub fn plan(state: &State, observed: &[Observed]) -> Plan {
     let mut managed: Vec<Managed> = Vec::new();
     let observed: Vec<&Observed> = observed
         .iter()
-        .filter(|o| in_scope(&state.scope, &o.labels))
+        .filter(|o| state.scope.contains(&o.labels))
         .filter(
             |o| match Orchestrator::owning(o.labels.keys().map(String::as_str)) {
                 Some(by) => {
@@ -56,7 +56,7 @@ pub fn plan(state: &State, observed: &[Observed]) -> Plan {
             continue;
         }
         let live = by_name.get(entry.name.as_str()).copied();
-        if live.is_some_and(|o| o.status == "removing") {
+        if live.is_some_and(|o| o.status == Status::Removing) {
             removing.push(entry.name.clone());
             continue;
         }

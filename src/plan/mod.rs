@@ -20,6 +20,47 @@ mod tests;
 
 pub use decide::plan;
 
+/// A container's state, in Docker's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    /// Being removed: its name is still taken until it is gone.
+    Removing,
+    Exited,
+    Dead,
+    /// Podman's state between a stop request and the exit.
+    Stopping,
+    /// A word neither engine is known to say.
+    Unknown,
+}
+
+impl Status {
+    /// The engine's state word. Podman's compatible API lets some of its own through
+    /// (`stopped` for exited, `configured` and `initialized` for created).
+    pub fn from_word(word: &str) -> Status {
+        match word {
+            "created" | "configured" | "initialized" => Status::Created,
+            "running" => Status::Running,
+            "paused" => Status::Paused,
+            "restarting" => Status::Restarting,
+            "removing" => Status::Removing,
+            "exited" | "stopped" => Status::Exited,
+            "dead" => Status::Dead,
+            "stopping" => Status::Stopping,
+            _ => Status::Unknown,
+        }
+    }
+
+    /// Whether it counts as running. A paused container was paused on purpose and cannot be
+    /// started; a restarting one is the engine's restart policy at work.
+    pub fn is_running(self) -> bool {
+        matches!(self, Status::Running | Status::Restarting | Status::Paused)
+    }
+}
+
 /// One container as the host runs it right now.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observed {
@@ -28,13 +69,12 @@ pub struct Observed {
     /// The image reference as the engine lists it.
     pub image: String,
     pub running: bool,
-    /// The engine's state word: running, exited, created, paused, restarting, dead.
-    pub status: String,
+    pub status: Status,
     pub labels: HashMap<String, String>,
     /// Its captured run configuration; present for containers whose name is on the list.
     pub spec: Option<ContainerSpec>,
     /// When its last run started and ended; known for containers whose name is on the list.
-    pub last_run: Run,
+    pub last_run: LastRun,
     /// This guestlist runs inside it: it is never removed or replaced, whatever the list says.
     pub runs_guestlist: bool,
     /// What the engine added to it when it created it (its image's config, its own defaults);
@@ -44,7 +84,7 @@ pub struct Observed {
 
 /// The span of a container's last run, which tells a crash loop from a container that stayed up.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Run {
+pub struct LastRun {
     pub started: Option<SystemTime>,
     /// When it stopped; `None` while it runs.
     pub finished: Option<SystemTime>,
@@ -239,8 +279,9 @@ pub struct Held {
 #[derive(Debug)]
 pub struct ActionResult {
     pub action: Action,
-    /// `Ok(notes)`: done, with things the operator should know; `Err(cause)`: failed.
-    pub outcome: Result<Vec<String>, String>,
+    /// `Ok(notes)`: done, with things the operator should know; `Err(cause)`: failed, with
+    /// the whole chain of causes (shown on one line with `{:#}`).
+    pub outcome: Result<Vec<String>, anyhow::Error>,
     /// The engine's answer shows that the action was planned from a view that changed since
     /// (the container vanished, its name is still held by a container being removed): plan it
     /// again rather than report it.

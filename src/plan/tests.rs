@@ -57,10 +57,10 @@ impl EntryBuilder {
             name: self.0.name.clone(),
             image: self.0.spec.image.clone(),
             running: true,
-            status: "running".into(),
+            status: Status::Running,
             labels: HashMap::new(),
             spec: Some(self.0.spec.clone()),
-            last_run: Run::default(),
+            last_run: LastRun::default(),
             runs_guestlist: false,
             origin: None,
         }
@@ -73,10 +73,10 @@ fn observed(name: &str) -> Observed {
         name: name.into(),
         image: "other:1".into(),
         running: true,
-        status: "running".into(),
+        status: Status::Running,
         labels: HashMap::new(),
         spec: None,
-        last_run: Run::default(),
+        last_run: LastRun::default(),
         runs_guestlist: false,
         origin: None,
     }
@@ -87,7 +87,7 @@ fn state(entries: Vec<EntryBuilder>) -> State {
         version: VERSION,
         taken_at: String::new(),
         engine: EngineInfo::default(),
-        scope: Vec::new(),
+        scope: Default::default(),
         allow: Vec::new(),
         containers: entries.into_iter().map(|b| b.0).collect(),
     }
@@ -118,7 +118,7 @@ fn missing_is_created_stopped_is_started_extra_is_removed() {
     let db = entry("db");
     let mut db_live = db.observed();
     db_live.running = false;
-    db_live.status = "exited".into();
+    db_live.status = Status::Exited;
     let live = vec![db_live, observed("intruder")];
     let plan = plan(&state(vec![entry("web"), db]), &live);
     assert_eq!(
@@ -156,7 +156,7 @@ fn an_allowed_container_being_removed_waits_for_the_next_pass() {
     let web = entry("web");
     let mut live = web.observed();
     live.running = false;
-    live.status = "removing".into();
+    live.status = Status::Removing;
     let plan = plan(&state(vec![web]), &[live]);
     assert!(!plan.has_actions());
     assert!(!plan.is_empty());
@@ -240,7 +240,7 @@ fn tolerated_extras_are_left_alone_and_listed_with_their_rule() {
 #[test]
 fn containers_out_of_scope_are_never_touched() {
     let mut s = state(vec![entry("web")]);
-    s.scope = vec!["label=team=web".parse().unwrap()];
+    s.scope = crate::rules::Scope::new(vec!["label=team=web".parse().unwrap()]);
     let mut inside = observed("intruder");
     inside.labels.insert("team".into(), "web".into());
     let mut same_name_outside = entry("web").observed();

@@ -72,6 +72,14 @@ pub enum EngineKind {
 }
 
 impl EngineKind {
+    /// Its name in the state file.
+    pub fn word(self) -> &'static str {
+        match self {
+            EngineKind::Docker => "Docker",
+            EngineKind::Podman => "Podman",
+        }
+    }
+
     /// The kind a state file names (`engine.kind`); `None` when it names none.
     pub fn named(kind: &str) -> Option<EngineKind> {
         match kind {
