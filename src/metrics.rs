@@ -12,29 +12,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use prometheus::{Encoder, Gauge, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
-use crate::plan::{Action, ActionResult, Plan};
+use crate::plan::{Action, ActionResult, PassEnd, Plan};
 
-/// How a pass ended, for `guestlist_passes_total{result}` and the success gauges.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ended {
-    /// The host matched the list at the end.
-    InSync,
-    /// Drift remains (a failed action, a held-back restart, a dry run that found drift).
-    Drift,
-    /// The pass would have exceeded --max-removals and did nothing.
-    Refused,
-    /// The pass could not run (engine unreachable, unreadable state).
-    Error,
-}
-
-impl Ended {
-    fn label(self) -> &'static str {
-        match self {
-            Ended::InSync => "in_sync",
-            Ended::Drift => "drift",
-            Ended::Refused => "refused",
-            Ended::Error => "error",
-        }
+/// The `result` label of a pass.
+fn label(end: PassEnd) -> &'static str {
+    match end {
+        PassEnd::InSync => "in_sync",
+        PassEnd::Drift => "drift",
+        PassEnd::Refused => "refused",
+        PassEnd::Error => "error",
     }
 }
 
@@ -45,7 +31,7 @@ pub struct PassFacts<'a> {
     pub running: usize,
     pub held_back: usize,
     pub results: &'a [ActionResult],
-    pub ended: Ended,
+    pub ended: PassEnd,
     pub duration: Duration,
 }
 
@@ -163,8 +149,13 @@ impl Metrics {
             metrics.containers.with_label_values(&[state]).set(0);
         }
         if let Some((_, passes)) = &metrics.totals {
-            for ended in [Ended::InSync, Ended::Drift, Ended::Refused, Ended::Error] {
-                passes.with_label_values(&[ended.label()]);
+            for ended in [
+                PassEnd::InSync,
+                PassEnd::Drift,
+                PassEnd::Refused,
+                PassEnd::Error,
+            ] {
+                passes.with_label_values(&[label(ended)]);
             }
         }
         Ok(metrics)
@@ -181,7 +172,7 @@ impl Metrics {
         let now = unix_seconds(SystemTime::now());
         self.duration.set(facts.duration.as_secs_f64());
         self.last_pass.set(now);
-        let in_sync = facts.ended == Ended::InSync;
+        let in_sync = facts.ended == PassEnd::InSync;
         self.success.set(i64::from(in_sync));
         if in_sync {
             self.last_success.set(now);
@@ -209,7 +200,7 @@ impl Metrics {
             }
         }
         if let Some((_, passes)) = &self.totals {
-            passes.with_label_values(&[facts.ended.label()]).inc();
+            passes.with_label_values(&[label(facts.ended)]).inc();
         }
     }
 
@@ -366,7 +357,7 @@ mod tests {
             running: 4,
             held_back: 1,
             results: &results,
-            ended: Ended::Drift,
+            ended: PassEnd::Drift,
             duration: Duration::from_millis(250),
         });
         let text = metrics.render().unwrap();
@@ -478,9 +469,9 @@ mod tests {
             ended,
             duration: Duration::ZERO,
         };
-        metrics.record(&facts(Ended::InSync));
-        metrics.record(&facts(Ended::Error));
-        metrics.record(&facts(Ended::InSync));
+        metrics.record(&facts(PassEnd::InSync));
+        metrics.record(&facts(PassEnd::Error));
+        metrics.record(&facts(PassEnd::InSync));
         let text = metrics.render().unwrap();
         assert_eq!(
             value(&text, r#"guestlist_passes_total{result="in_sync"}"#),

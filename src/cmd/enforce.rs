@@ -10,8 +10,8 @@ use super::pass::{self, Acted, Pass, PassOptions};
 use super::{print, Outcome, Settings};
 use crate::cli::EnforceArgs;
 use crate::engine::Engine;
-use crate::metrics::{self, Ended, Metrics, PassFacts};
-use crate::plan::ActionResult;
+use crate::metrics::{self, Metrics, PassFacts};
+use crate::plan::{ActionResult, PassEnd};
 use crate::state::State;
 use crate::{observe, plan, report};
 
@@ -19,20 +19,15 @@ pub async fn run(settings: &Settings, args: EnforceArgs) -> Result<Outcome> {
     let options = PassOptions::from_args(&args.pass, settings.audit_path.clone(), true);
     let started = Instant::now();
     let mut seen = None;
-    let result = enforce(settings, &options, &mut seen).await;
+    let end = enforce(settings, &options, &mut seen).await;
     if let Some(path) = &args.metrics_file {
-        let ended = match (&result, &seen) {
-            (Err(_), _) => Ended::Error,
-            (_, Some(pass)) if matches!(pass.acted, Acted::Refused { .. }) => Ended::Refused,
-            (Ok(Outcome::Clean), _) => Ended::InSync,
-            (Ok(_), _) => Ended::Drift,
-        };
+        let ended = end.as_ref().map_or(PassEnd::Error, |end| *end);
         let written = write_metrics(path, seen.as_ref(), ended, started);
         if let Err(e) = written {
             eprintln!("guestlist: warning: {e:#}");
         }
     }
-    result
+    Ok(Outcome::of(end?, options.dry_run))
 }
 
 /// The pass itself; `seen` keeps what it found for the metrics, even when it fails later.
@@ -40,7 +35,7 @@ async fn enforce(
     settings: &Settings,
     options: &PassOptions,
     seen: &mut Option<Pass>,
-) -> Result<Outcome> {
+) -> Result<PassEnd> {
     // A dry run changes nothing, so it need not wait for a pass in progress.
     let _lock = match options.dry_run {
         true => None,
@@ -53,15 +48,8 @@ async fn enforce(
         eprintln!("guestlist: warning: {warning}");
     }
     match &pass.acted {
-        Acted::Nothing => {
-            print(&report::plan_text(&pass.plan, &pass.held));
-            Ok(match (pass.in_sync(), options.dry_run) {
-                (true, _) => Outcome::Clean,
-                (false, true) => Outcome::Drift,
-                // Everything left to do is held back by the crash-loop backoff.
-                (false, false) => Outcome::Failed,
-            })
-        }
+        // In sync, a dry run, or everything left to do held back by the crash-loop backoff.
+        Acted::Nothing => print(&report::plan_text(&pass.plan, &pass.held)),
         Acted::Refused { removals, limit } => {
             print(&report::plan_text(&pass.plan, &pass.held));
             eprintln!(
@@ -69,19 +57,18 @@ async fn enforce(
                  {removals} if it is right",
                 pass::refusal(*removals, *limit)
             );
-            Ok(Outcome::Failed)
         }
         Acted::Done(results) => {
             print(&report::results_text(results));
-            if results.iter().any(|r| r.outcome.is_err()) {
-                for held in &pass.held {
-                    print(&format!("  {}  {}\n", held.name, report::held_back(held)));
-                }
-                return Ok(Outcome::Failed);
+            if results.iter().all(|r| r.outcome.is_ok()) {
+                return verify(&engine, &state, pass, results).await;
             }
-            verify(&engine, &state, pass, results).await
+            for held in &pass.held {
+                print(&format!("  {}  {}\n", held.name, report::held_back(held)));
+            }
         }
     }
+    Ok(pass.end())
 }
 
 /// How long `verify` waits before it reads a just-started container that still shows
@@ -97,7 +84,7 @@ async fn verify(
     state: &State,
     pass: &Pass,
     results: &[ActionResult],
-) -> Result<Outcome> {
+) -> Result<PassEnd> {
     let held = &pass.held;
     let acted = results
         .iter()
@@ -121,19 +108,19 @@ async fn verify(
         remaining = plan::plan(state, &now);
     }
     if remaining.is_empty() {
-        return Ok(Outcome::Clean);
+        return Ok(PassEnd::InSync);
     }
     print(&format!(
         "drift remains after the pass:\n{}",
         report::plan_text(&remaining, held)
     ));
-    Ok(Outcome::Failed)
+    Ok(PassEnd::Drift)
 }
 
 fn write_metrics(
     path: &std::path::Path,
     pass: Option<&Pass>,
-    ended: Ended,
+    ended: PassEnd,
     started: Instant,
 ) -> Result<()> {
     let metrics = Metrics::new(false)?;

@@ -25,6 +25,7 @@ use crate::cli::{Cli, Command};
 use crate::engine::{self, Engine};
 use crate::error::Hint;
 use crate::lock::{self, Lock};
+use crate::plan::PassEnd;
 use crate::spec::EngineKind;
 use crate::state::{self, LoadError, State};
 
@@ -40,6 +41,16 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The outcome of a pass that ran: drift a dry run found is what it was asked to find;
+    /// anything else short of in sync is a failure to enforce.
+    pub fn of(end: PassEnd, dry_run: bool) -> Outcome {
+        match end {
+            PassEnd::InSync => Outcome::Clean,
+            PassEnd::Drift if dry_run => Outcome::Drift,
+            PassEnd::Drift | PassEnd::Refused | PassEnd::Error => Outcome::Failed,
+        }
+    }
+
     pub fn exit_code(self) -> ExitCode {
         match self {
             Outcome::Clean => ExitCode::SUCCESS,

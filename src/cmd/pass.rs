@@ -16,7 +16,7 @@ use crate::cli::PassArgs;
 use crate::engine::Engine;
 use crate::execute;
 use crate::observe;
-use crate::plan::{self, Action, ActionResult, Held, Observed, Plan};
+use crate::plan::{self, Action, ActionResult, Held, Observed, PassEnd, Plan};
 use crate::state::State;
 
 /// How many containers one pass may remove or replace unless `--max-removals` says otherwise.
@@ -79,6 +79,22 @@ impl Pass {
     /// Whether the host matches the list, as far as this pass saw before acting.
     pub fn in_sync(&self) -> bool {
         self.plan.is_empty()
+    }
+
+    /// How the pass ended without reading the host again: a pass whose every action succeeded
+    /// and that holds nothing back counts as in sync (`enforce` then checks; `watch` leaves it
+    /// to its next pass).
+    pub fn end(&self) -> PassEnd {
+        match &self.acted {
+            Acted::Refused { .. } => PassEnd::Refused,
+            Acted::Done(results)
+                if results.iter().all(|r| r.outcome.is_ok()) && self.held.is_empty() =>
+            {
+                PassEnd::InSync
+            }
+            Acted::Nothing if self.in_sync() => PassEnd::InSync,
+            Acted::Done(_) | Acted::Nothing => PassEnd::Drift,
+        }
     }
 }
 

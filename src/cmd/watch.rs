@@ -25,6 +25,7 @@ use crate::cli::WatchArgs;
 use crate::engine::{Engine, Event};
 use crate::error;
 use crate::metrics::{self, Metrics, PassFacts};
+use crate::plan::PassEnd;
 use crate::report;
 use crate::state::State;
 
@@ -85,14 +86,7 @@ pub async fn run(settings: &Settings, args: WatchArgs) -> Result<Outcome> {
             Ended::Resubscribe => continue,
             Ended::Lost(e) => {
                 if let Some(metrics) = &metrics {
-                    metrics.record(&PassFacts {
-                        plan: None,
-                        running: 0,
-                        held_back: 0,
-                        results: &[],
-                        ended: metrics::Ended::Error,
-                        duration: Duration::ZERO,
-                    });
+                    metrics.record(&failed_pass());
                 }
                 let delay = health.lost(&e);
                 tokio::select! {
@@ -344,30 +338,32 @@ async fn serve_metrics(address: std::net::SocketAddr) -> Result<Arc<Metrics>> {
     Ok(metrics)
 }
 
-/// What the metrics take from a pass. `watch` does not read the host again after acting: a
-/// pass whose every action succeeded and that holds nothing back counts as in sync, and the
-/// next pass corrects that if it was not.
+/// What the metrics take from a pass. `watch` does not read the host again after acting
+/// (`Pass::end`): the next pass corrects that if it was not in sync.
 fn facts(pass: &Pass, duration: Duration) -> PassFacts<'_> {
-    let (results, ended) = match &pass.acted {
-        Acted::Refused { .. } => (&[][..], metrics::Ended::Refused),
-        Acted::Done(results) => {
-            let clean = results.iter().all(|r| r.outcome.is_ok()) && pass.held.is_empty();
-            let ended = match clean {
-                true => metrics::Ended::InSync,
-                false => metrics::Ended::Drift,
-            };
-            (results.as_slice(), ended)
-        }
-        Acted::Nothing if pass.in_sync() => (&[][..], metrics::Ended::InSync),
-        Acted::Nothing => (&[][..], metrics::Ended::Drift),
+    let results = match &pass.acted {
+        Acted::Done(results) => results.as_slice(),
+        Acted::Refused { .. } | Acted::Nothing => &[],
     };
     PassFacts {
         plan: Some(&pass.plan),
         running: pass.running,
         held_back: pass.held.len(),
         results,
-        ended,
+        ended: pass.end(),
         duration,
+    }
+}
+
+/// A pass that could not run, for the metrics.
+fn failed_pass() -> PassFacts<'static> {
+    PassFacts {
+        plan: None,
+        running: 0,
+        held_back: 0,
+        results: &[],
+        ended: PassEnd::Error,
+        duration: Duration::ZERO,
     }
 }
 

@@ -287,3 +287,17 @@ pub struct ActionResult {
     /// again rather than report it.
     pub outdated: bool,
 }
+
+/// How a pass ended: the exit code (`cmd::Outcome`), `guestlist_passes_total{result}` and the
+/// success gauges all come from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassEnd {
+    /// The host matched the list at the end.
+    InSync,
+    /// Drift remains (a failed action, a held-back restart, a dry run that found drift).
+    Drift,
+    /// The pass would have exceeded --max-removals and did nothing.
+    Refused,
+    /// The pass could not run (engine unreachable, unreadable state).
+    Error,
+}
