@@ -292,6 +292,11 @@ impl Engine {
         &self.info.endpoint
     }
 
+    /// Whether the engine still answers: tells a failed pass from a lost engine.
+    pub async fn answers(&self) -> bool {
+        self.docker.ping().await.is_ok()
+    }
+
     /// Every container in `scope` (label filters applied by the engine), running or not.
     pub async fn list(&self, scope: &Scope) -> Result<Vec<Listed>> {
         let context = || format!("cannot list containers at {}", self.endpoint());

@@ -6,7 +6,9 @@
 //! only a trigger: every pass observes the whole scope again. After every (re)connect the
 //! subscription starts from the engine's clock at connect time and a full pass follows, so
 //! nothing that happened in between is missed. Engine errors never end the watch: it logs the
-//! outage once, reconnects with backoff, and resyncs as soon as the engine answers.
+//! outage once, reconnects with backoff, and resyncs as soon as the engine answers. A pass that
+//! fails while the engine answers is another matter (kube-runtime's error policy): it is logged
+//! as such and tried again after a growing delay, on the same connection.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +42,16 @@ const MAX_BATCH: Duration = Duration::from_secs(1);
 const FINISH_GRACE: Duration = Duration::from_millis(700);
 /// After waiting --lock-timeout in vain for another guestlist, the next attempt comes this soon.
 const LOCK_RETRY: Duration = Duration::from_secs(5);
+/// Events waiting to be read. Any one of them only starts a batch, so when this many wait a
+/// pass is due anyway and more are dropped here rather than held in memory.
+const EVENTS_WAITING: usize = 64;
+/// Delays after a pass that failed while the engine answers: 1 s, doubling up to 1 min (and
+/// never past the resync period).
+const PASS_RETRY: Policy = Policy {
+    first: Duration::from_secs(1),
+    max: Duration::from_secs(60),
+    reset_after: Duration::ZERO,
+};
 /// Reconnection delays: 100 ms, doubling up to 5 s (the crash-loop schedule, other numbers).
 const RECONNECT: Policy = Policy {
     first: Duration::from_millis(100),
@@ -76,15 +88,17 @@ pub async fn run(settings: &Settings, args: WatchArgs) -> Result<Outcome> {
                     health: &mut health,
                     last_held: Vec::new(),
                     metrics: metrics.as_deref(),
+                    failed_passes: 0,
+                    resynced: false,
                 };
                 session.run(&mut state, &mut shutdown).await
             }
-            Err(e) => Ended::Lost(e),
+            Err(e) => SessionEnd::Lost(e),
         };
         match ended {
-            Ended::Shutdown => break,
-            Ended::Resubscribe => continue,
-            Ended::Lost(e) => {
+            SessionEnd::Shutdown => break,
+            SessionEnd::Resubscribe => continue,
+            SessionEnd::Lost(e) => {
                 if let Some(metrics) = &metrics {
                     metrics.record(&failed_pass());
                 }
@@ -101,9 +115,9 @@ pub async fn run(settings: &Settings, args: WatchArgs) -> Result<Outcome> {
 }
 
 /// Why a session with the engine ended.
-enum Ended {
+enum SessionEnd {
     Shutdown,
-    /// The connection or a pass failed; reconnect after a delay.
+    /// The engine does not answer (or its event stream ended); reconnect after a delay.
     Lost(anyhow::Error),
     /// The scope in the state file changed: subscribe again with the new filter.
     Resubscribe,
@@ -195,95 +209,152 @@ struct Session<'a> {
     /// What the last pass held back, so a crash loop is logged once per start, not per event.
     last_held: Vec<(String, u32)>,
     metrics: Option<&'a Metrics>,
+    /// Passes that failed in a row while the engine still answered.
+    failed_passes: u32,
+    /// Whether the first pass of this connection has run (it is logged in full).
+    resynced: bool,
+}
+
+/// What the session does after a branch of its loop.
+enum Next {
+    /// Go on; the next pass is due at this instant.
+    PassAt(Instant),
+    /// End the session.
+    End(SessionEnd),
 }
 
 impl Session<'_> {
-    async fn run(&mut self, state: &mut State, shutdown: &mut Shutdown) -> Ended {
+    /// The loop: a signal ends it, events gather into a batch, and a pass runs when the batch
+    /// or the timer (resync, a held-back start, a retry) comes due.
+    async fn run(&mut self, state: &mut State, shutdown: &mut Shutdown) -> SessionEnd {
         // Subscribe before the first pass observes anything; starting from the engine's clock
         // at connect time covers the moment in between.
         let since = self.engine.connected_at.map(|t| t - Duration::from_secs(1));
-        let (tx, mut events) = mpsc::unbounded_channel();
+        let (tx, mut events) = mpsc::channel(EVENTS_WAITING);
         let reader = tokio::spawn(forward(self.engine.events(&state.scope, since), tx));
         let _stop_reader = AbortOnDrop(reader);
 
         let mut batch = Batch::default();
         let mut next_pass = Instant::now();
-        let mut first = true;
         loop {
             let due = batch.due().map_or(next_pass, |d| d.min(next_pass));
-            tokio::select! {
-                () = shutdown.recv() => return Ended::Shutdown,
-                received = events.recv() => match received {
-                    Some(Ok(event)) => {
-                        debug!("event: {} {}", event.action, event.name);
-                        batch.add(Instant::now());
-                    }
-                    Some(Err(e)) => return Ended::Lost(e),
-                    None => {
-                        return Ended::Lost(anyhow!(
-                            "the event stream from {} ended",
-                            self.engine.info.endpoint
-                        ))
-                    }
-                },
+            let next = tokio::select! {
+                () = shutdown.recv() => Next::End(SessionEnd::Shutdown),
+                received = events.recv() => self.event(received, &mut batch, next_pass),
                 () = sleep_until(due) => {
                     batch.clear();
-                    // Held for the pass, not for the watch: a manual enforce or a snapshot gets
-                    // its turn between passes.
-                    let locked = match self.options.dry_run {
-                        true => None,
-                        false => tokio::select! {
-                            locked = self.settings.lock() => Some(locked),
-                            () = shutdown.recv() => return Ended::Shutdown,
-                        },
-                    };
-                    let _lock = match locked.transpose() {
-                        Ok(lock) => lock,
-                        Err(e) => {
-                            warn!("{}; trying again in {}", error::cause(&e), humantime::format_duration(self.resync.min(LOCK_RETRY)));
-                            next_pass = Instant::now() + self.resync.min(LOCK_RETRY);
-                            continue;
-                        }
-                    };
-                    if reload(self.settings, state) {
-                        return Ended::Resubscribe;
-                    }
-                    let started = Instant::now();
-                    let history = self.settings.history_path();
-                    let pass = pass::run(self.engine, state, &history, self.options);
-                    tokio::pin!(pass);
-                    let result = tokio::select! {
-                        result = &mut pass => result,
-                        () = shutdown.recv() => {
-                            if timeout(FINISH_GRACE, pass).await.is_err() {
-                                info!("abandoned the pass in flight; the next run completes it");
-                            }
-                            return Ended::Shutdown;
-                        }
-                    };
-                    match result {
-                        Ok(pass) => {
-                            self.health.answered(&self.engine.info.endpoint);
-                            if std::mem::take(&mut first) {
-                                let text = report::plan_text(&pass.plan, &pass.held);
-                                info!(
-                                    "full pass at {}: {}",
-                                    self.engine.info.endpoint,
-                                    text.lines().last().unwrap_or_default()
-                                );
-                            }
-                            let soonest = pass.held.iter().map(|h| h.wait).min();
-                            self.log(&pass);
-                            if let Some(metrics) = self.metrics {
-                                metrics.record(&facts(&pass, started.elapsed()));
-                            }
-                            next_pass = Instant::now() + soonest.map_or(self.resync, |w| w.min(self.resync));
-                        }
-                        Err(e) => return Ended::Lost(e),
-                    }
+                    self.pass_due(state, shutdown).await
                 }
+            };
+            match next {
+                Next::PassAt(at) => next_pass = at,
+                Next::End(ended) => return ended,
             }
         }
+    }
+
+    /// An event adds to the batch; an error or the end of the stream means the engine is lost.
+    fn event(
+        &self,
+        received: Option<Result<Event>>,
+        batch: &mut Batch,
+        next_pass: Instant,
+    ) -> Next {
+        match received {
+            Some(Ok(event)) => {
+                debug!("event: {} {}", event.action, event.name);
+                batch.add(Instant::now());
+                Next::PassAt(next_pass)
+            }
+            Some(Err(e)) => Next::End(SessionEnd::Lost(e)),
+            None => Next::End(SessionEnd::Lost(anyhow!(
+                "the event stream from {} ended",
+                self.engine.info.endpoint
+            ))),
+        }
+    }
+
+    /// Take the lock, read the list again, run a pass; a signal meanwhile ends the session.
+    async fn pass_due(&mut self, state: &mut State, shutdown: &mut Shutdown) -> Next {
+        // Held for the pass, not for the watch: a manual enforce or a snapshot gets its turn
+        // between passes.
+        let locked = match self.options.dry_run {
+            true => None,
+            false => tokio::select! {
+                locked = self.settings.lock() => Some(locked),
+                () = shutdown.recv() => return Next::End(SessionEnd::Shutdown),
+            },
+        };
+        let _lock = match locked.transpose() {
+            Ok(lock) => lock,
+            Err(e) => {
+                let retry = self.resync.min(LOCK_RETRY);
+                let wait = humantime::format_duration(retry);
+                warn!("{}; trying again in {wait}", error::cause(&e));
+                return Next::PassAt(Instant::now() + retry);
+            }
+        };
+        if reload(self.settings, state) {
+            return Next::End(SessionEnd::Resubscribe);
+        }
+        let started = Instant::now();
+        let history = self.settings.history_path();
+        let pass = pass::run(self.engine, state, &history, self.options);
+        tokio::pin!(pass);
+        let result = tokio::select! {
+            result = &mut pass => result,
+            () = shutdown.recv() => {
+                if timeout(FINISH_GRACE, pass).await.is_err() {
+                    info!("abandoned the pass in flight; the next run completes it");
+                }
+                return Next::End(SessionEnd::Shutdown);
+            }
+        };
+        match result {
+            Ok(pass) => self.passed(&pass, started.elapsed()),
+            Err(e) => self.pass_failed(e).await,
+        }
+    }
+
+    fn passed(&mut self, pass: &Pass, took: Duration) -> Next {
+        self.health.answered(&self.engine.info.endpoint);
+        if std::mem::take(&mut self.failed_passes) > 0 {
+            info!("a pass succeeded again");
+        }
+        if !std::mem::replace(&mut self.resynced, true) {
+            let text = report::plan_text(&pass.plan, &pass.held);
+            info!(
+                "full pass at {}: {}",
+                self.engine.info.endpoint,
+                text.lines().last().unwrap_or_default()
+            );
+        }
+        self.log(pass);
+        if let Some(metrics) = self.metrics {
+            metrics.record(&facts(pass, took));
+        }
+        let soonest = pass.held.iter().map(|h| h.wait).min();
+        Next::PassAt(Instant::now() + soonest.map_or(self.resync, |w| w.min(self.resync)))
+    }
+
+    /// The error policy. A pass that failed while the engine still answers (it refused a
+    /// read, the audit log cannot be written) is tried again after a growing delay on this
+    /// connection; only an engine that no longer answers ends the session and reconnects.
+    async fn pass_failed(&mut self, e: anyhow::Error) -> Next {
+        if !self.engine.answers().await {
+            return Next::End(SessionEnd::Lost(e));
+        }
+        if let Some(metrics) = self.metrics {
+            metrics.record(&failed_pass());
+        }
+        self.failed_passes = self.failed_passes.saturating_add(1);
+        let retry = PASS_RETRY.delay(self.failed_passes).min(self.resync);
+        warn!(
+            "the pass failed: {}; the engine answers, so the next pass comes in {}",
+            error::cause(&e),
+            humantime::format_duration(retry)
+        );
+        Next::PassAt(Instant::now() + retry)
     }
 
     fn log(&mut self, pass: &Pass) {
@@ -385,15 +456,16 @@ fn reload(settings: &Settings, state: &mut State) -> bool {
 }
 
 /// Move events from the engine's stream into the channel as fast as they come: a reader that
-/// lags loses events at the engine.
-async fn forward(
-    events: impl Stream<Item = Result<Event>>,
-    tx: mpsc::UnboundedSender<Result<Event>>,
-) {
+/// lags loses events at the engine. When the channel is full a pass is due anyway, and the
+/// event is dropped; an error waits for room, as it ends the session.
+async fn forward(events: impl Stream<Item = Result<Event>>, tx: mpsc::Sender<Result<Event>>) {
     let mut events = std::pin::pin!(events);
     while let Some(item) = events.next().await {
-        let failed = item.is_err();
-        if tx.send(item).is_err() || failed {
+        if item.is_err() {
+            let _ = tx.send(item).await;
+            break;
+        }
+        if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(item) {
             break;
         }
     }
