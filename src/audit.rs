@@ -121,16 +121,16 @@ impl Audit {
 
     /// Keep the container's `inspect` before `action` removes it. Synced to disk before it
     /// returns: the removal must not happen unless this succeeded.
-    pub fn removing(&self, action: &Action, id: &str, inspect: Value) -> Result<()> {
+    pub async fn removing(&self, action: &Action, id: &str, inspect: Value) -> Result<()> {
         let mut record = self.record(action, RecordResult::Removing);
         record.id = Some(id.to_string());
         record.inspect = Some(inspect);
-        self.append(&record, true)
+        self.append(&record, true).await
     }
 
     /// The result of `action`; `outdated` when it failed because it was planned from a view
     /// that changed since, and is planned again.
-    pub fn result(
+    pub async fn result(
         &self,
         action: &Action,
         outcome: &Result<Vec<String>, anyhow::Error>,
@@ -153,11 +153,11 @@ impl Audit {
             },
         };
         record.id = existing_id(action).map(String::from);
-        self.append(&record, false)
+        self.append(&record, false).await
     }
 
     /// A pass that did nothing because it would have removed too much.
-    pub fn refused(&self, why: &str) -> Result<()> {
+    pub async fn refused(&self, why: &str) -> Result<()> {
         let record = Record {
             time: now(),
             pass: self.pass.clone(),
@@ -170,7 +170,7 @@ impl Audit {
             notes: Vec::new(),
             inspect: None,
         };
-        self.append(&record, false)
+        self.append(&record, false).await
     }
 
     fn record(&self, action: &Action, result: RecordResult) -> Record {
@@ -188,40 +188,49 @@ impl Audit {
         }
     }
 
-    fn append(&self, record: &Record, sync: bool) -> Result<()> {
+    /// Append one record; with `sync`, on disk before this returns. The file work (and its
+    /// fsync, which can take tens of milliseconds) runs on the blocking pool, so the actions
+    /// in flight and the metrics endpoint go on meanwhile.
+    async fn append(&self, record: &Record, sync: bool) -> Result<()> {
         let mut line = serde_json::to_vec(record)?;
         line.push(b'\n');
-        let mut write = || -> Result<()> {
-            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                crate::files::create_private_dir(dir)?;
-                // Appending as root through a symlink planted in a shared directory would
-                // write into any file on the host.
-                crate::files::trusted(dir, "audit log directory")?;
-            }
-            let mut file = OpenOptions::new()
-                .read(true)
-                .append(true)
-                .create(true)
-                .mode(0o600)
-                .open(&self.path)?;
-            // A crash can leave a torn last line; a record appended to it would be lost with it.
-            let len = file.metadata()?.len();
-            if len > 0 {
-                let mut last = [0u8];
-                file.read_exact_at(&mut last, len - 1)?;
-                if last[0] != b'\n' {
-                    line.insert(0, b'\n');
-                }
-            }
-            // One write call per record: appends from concurrent writers never interleave.
-            file.write_all(&line)?;
-            if sync {
-                file.sync_data()?;
-            }
-            Ok(())
-        };
-        write().with_context(|| format!("cannot write the audit log {}", self.path.display()))
+        let path = self.path.clone();
+        let written = tokio::task::spawn_blocking(move || append_line(&path, line, sync)).await;
+        written
+            .map_err(anyhow::Error::from)
+            .and_then(|r| r)
+            .with_context(|| format!("cannot write the audit log {}", self.path.display()))
     }
+}
+
+fn append_line(path: &Path, mut line: Vec<u8>, sync: bool) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::files::create_private_dir(dir)?;
+        // Appending as root through a symlink planted in a shared directory would write into
+        // any file on the host.
+        crate::files::trusted(dir, "audit log directory")?;
+    }
+    let mut file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)?;
+    // A crash can leave a torn last line; a record appended to it would be lost with it.
+    let len = file.metadata()?.len();
+    if len > 0 {
+        let mut last = [0u8];
+        file.read_exact_at(&mut last, len - 1)?;
+        if last[0] != b'\n' {
+            line.insert(0, b'\n');
+        }
+    }
+    // One write call per record: appends from concurrent writers never interleave.
+    file.write_all(&line)?;
+    if sync {
+        file.sync_data()?;
+    }
+    Ok(())
 }
 
 fn existing_id(action: &Action) -> Option<&str> {
@@ -282,14 +291,17 @@ mod tests {
         }
     }
 
-    #[test]
-    fn removals_are_kept_with_their_inspect_and_results_follow() {
+    #[tokio::test]
+    async fn removals_are_kept_with_their_inspect_and_results_follow() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("logs").join("audit.jsonl");
         let audit = Audit::new(path.clone());
         let x = remove("x");
-        audit.removing(&x, "id-x", json!({"Id": "id-x"})).unwrap();
-        audit.result(&x, &Ok(vec![]), false).unwrap();
+        audit
+            .removing(&x, "id-x", json!({"Id": "id-x"}))
+            .await
+            .unwrap();
+        audit.result(&x, &Ok(vec![]), false).await.unwrap();
         let start = Action::Start {
             name: "web".into(),
             id: "id-web".into(),
@@ -300,8 +312,9 @@ mod tests {
         };
         audit
             .result(&start, &Err(anyhow::anyhow!("cannot start: boom")), false)
+            .await
             .unwrap();
-        audit.refused("would remove 12 containers").unwrap();
+        audit.refused("would remove 12 containers").await.unwrap();
 
         let (records, skipped) = read(&path).unwrap();
         assert_eq!(skipped, 0);
@@ -326,18 +339,30 @@ mod tests {
         assert_eq!(mode, 0o600);
     }
 
-    #[test]
-    fn a_torn_line_is_skipped_and_the_latest_removal_per_name_wins() {
+    #[tokio::test]
+    async fn a_torn_line_is_skipped_and_the_latest_removal_per_name_wins() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
         let audit = Audit::new(path.clone());
-        audit.removing(&remove("x"), "1", json!({"n": 1})).unwrap();
-        audit.removing(&remove("y"), "2", json!({"n": 2})).unwrap();
-        audit.removing(&remove("x"), "3", json!({"n": 3})).unwrap();
+        audit
+            .removing(&remove("x"), "1", json!({"n": 1}))
+            .await
+            .unwrap();
+        audit
+            .removing(&remove("y"), "2", json!({"n": 2}))
+            .await
+            .unwrap();
+        audit
+            .removing(&remove("x"), "3", json!({"n": 3}))
+            .await
+            .unwrap();
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(b"{\"time\": \"2026-").unwrap();
 
-        audit.removing(&remove("z"), "4", json!({"n": 4})).unwrap();
+        audit
+            .removing(&remove("z"), "4", json!({"n": 4}))
+            .await
+            .unwrap();
 
         let (records, skipped) = read(&path).unwrap();
         assert_eq!(

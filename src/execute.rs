@@ -133,7 +133,7 @@ impl Execution<'_> {
             _ => false,
         };
         let mut outcome = outcome;
-        if let Err(e) = self.options.audit.result(action, &outcome, outdated) {
+        if let Err(e) = self.options.audit.result(action, &outcome, outdated).await {
             let unlogged = format!("this result is not in the audit log: {e:#}");
             outcome = match outcome {
                 Ok(mut notes) => {
@@ -162,6 +162,7 @@ impl Execution<'_> {
                 self.options
                     .audit
                     .removing(action, id, inspect)
+                    .await
                     .context("nothing was removed")?;
                 drop(permit);
                 self.remove(id, own).await
@@ -305,13 +306,14 @@ impl Execution<'_> {
         self.options
             .audit
             .removing(&leftover, &id, inspect)
+            .await
             .context("the container under the temporary name was left in place")?;
         let removed = match engine.remove(&id).await {
             Err(e) if engine::is_not_found(&e) => Ok(()),
             other => other,
         };
         let outcome = removed.map(|()| Vec::new());
-        let logged = self.options.audit.result(&leftover, &outcome, false);
+        let logged = self.options.audit.result(&leftover, &outcome, false).await;
         outcome.context(format!("cannot remove the leftover {temporary}"))?;
         let mut note = format!(
             "{temporary}, a replacement an interrupted pass had created and never started, \
@@ -382,6 +384,7 @@ impl Execution<'_> {
                 self.options
                     .audit
                     .removing(action, old_id, inspect)
+                    .await
                     .context("the old container was left in place")?;
             }
             drop(permit);

@@ -129,7 +129,7 @@ pub async fn run(
         let audit = Audit::new(options.audit_log.clone());
         if runnable.removal_count() > limit {
             let removals = runnable.removal_count();
-            if let Err(e) = audit.refused(&refusal(removals, limit)) {
+            if let Err(e) = audit.refused(&refusal(removals, limit)).await {
                 warnings.push(format!("{e:#}"));
             }
             Acted::Refused { removals, limit }
@@ -147,7 +147,11 @@ pub async fn run(
         }
     };
     if !options.dry_run && history != before {
-        if let Err(e) = backoff::save(history_path, &history) {
+        // Written and synced on the blocking pool, like the audit log: `watch` serves its
+        // metrics meanwhile.
+        let path = history_path.to_path_buf();
+        let saved = tokio::task::spawn_blocking(move || backoff::save(&path, &history)).await;
+        if let Err(e) = saved.map_err(anyhow::Error::from).and_then(|r| r) {
             warnings.push(format!("{e:#}; crash loops are not held back across runs"));
         }
     }
