@@ -103,7 +103,7 @@ pub struct Audit {
 
 /// The default location: `<user data dir>/guestlist/audit.jsonl`.
 pub fn default_path() -> Result<PathBuf> {
-    Ok(crate::state::data_dir()?.join("audit.jsonl"))
+    Ok(crate::record::state::data_dir()?.join("audit.jsonl"))
 }
 
 impl Audit {
@@ -305,7 +305,7 @@ mod tests {
         let start = Action::Start {
             name: "web".into(),
             id: "id-web".into(),
-            spec: serde_json::from_str::<crate::spec::ContainerSpec>(
+            spec: serde_json::from_str::<crate::record::spec::ContainerSpec>(
                 r#"{"image":"i","image_id":"s"}"#,
             )
             .unwrap(),

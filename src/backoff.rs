@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::plan::{Action, ActionResult, Held, Observed, Plan};
-use crate::spec;
+use crate::record::spec;
 
 /// The wait before the second start of a container that died after the first one.
 pub const FIRST_DELAY: Duration = Duration::from_secs(1);
@@ -226,7 +226,7 @@ impl History {
 mod tests {
     use super::*;
     use crate::plan::{LastRun, Status};
-    use crate::spec::ContainerSpec;
+    use crate::record::spec::ContainerSpec;
     use std::collections::HashMap;
 
     const S: Duration = Duration::from_secs(1);
@@ -243,7 +243,7 @@ mod tests {
         Action::Start {
             name: name.into(),
             id: format!("id-{name}"),
-            spec: serde_json::from_str::<crate::spec::ContainerSpec>(
+            spec: serde_json::from_str::<crate::record::spec::ContainerSpec>(
                 r#"{"image":"i","image_id":"s"}"#,
             )
             .unwrap(),

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::rules::{AllowRule, LabelSelector};
+use crate::record::rules::{AllowRule, LabelSelector};
 
 const EXIT_CODES: &str = "\
 Exit codes:

@@ -22,9 +22,9 @@ use hyper::body::Bytes;
 use serde_json::{Map, Value};
 
 use crate::plan::Status;
-use crate::rules::Scope;
-use crate::spec::{EngineDefaults, EngineKind};
-use crate::state::EngineInfo;
+use crate::record::rules::Scope;
+use crate::record::spec::{EngineDefaults, EngineKind};
+use crate::record::state::EngineInfo;
 
 /// How long a request may take up to its answer's headers. A stop takes its grace period more
 /// (see `Engine::stop`).

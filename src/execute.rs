@@ -14,7 +14,7 @@ use tokio::sync::{watch, OnceCell, Semaphore, SemaphorePermit};
 use crate::audit::Audit;
 use crate::engine::{self, Engine};
 use crate::plan::{Action, ActionResult, Plan};
-use crate::spec::{self, short_id, ContainerSpec};
+use crate::record::spec::{self, short_id, ContainerSpec};
 
 /// Engine work in flight at once (inspecting, creating, connecting, starting, removing). The
 /// engine queues what it cannot do at once anyway; in flight, requests hide each other's

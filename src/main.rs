@@ -3,7 +3,6 @@
 
 mod audit;
 mod backoff;
-mod change;
 mod cli;
 mod cmd;
 mod engine;
@@ -16,11 +15,8 @@ mod log;
 mod metrics;
 mod observe;
 mod plan;
+mod record;
 mod report;
-mod rules;
-mod schema;
-mod spec;
-mod state;
 
 use std::process::ExitCode;
 

@@ -344,7 +344,7 @@ mod tests {
                 Action::Start {
                     name: "db".into(),
                     id: "2".into(),
-                    spec: serde_json::from_str::<crate::spec::ContainerSpec>(
+                    spec: serde_json::from_str::<crate::record::spec::ContainerSpec>(
                         r#"{"image":"i","image_id":"s"}"#,
                     )
                     .unwrap(),

@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use crate::engine::{Engine, Listed};
 use crate::plan::{LastRun, Observed, Status};
-use crate::rules::Scope;
-use crate::spec::{self, CaptureContext};
+use crate::record::rules::Scope;
+use crate::record::spec::{self, CaptureContext};
 
 /// Engine reads in flight at once. The engine answers reads on both cores, so a few in flight
 /// hide each other's latency; the bound keeps a host with hundreds of containers from opening
@@ -47,7 +47,7 @@ pub async fn host(engine: &Engine, scope: &Scope, capture: Capture<'_>) -> Resul
 /// during the pass, which the list does not show, is found by the next pass.
 pub async fn again(
     engine: &Engine,
-    state: &crate::state::State,
+    state: &crate::record::state::State,
     before: &[Observed],
     acted: &BTreeSet<String>,
 ) -> Result<Vec<Observed>> {
@@ -317,7 +317,10 @@ fn capture(inspect: &Value, ctx: &CaptureContext<'_>) -> Result<spec::ContainerS
 
 /// The host as the planner needs it for `state`: everything in its scope, with the allowed
 /// containers captured for comparison.
-pub async fn allowed(engine: &Engine, state: &crate::state::State) -> Result<Vec<Observed>> {
+pub async fn allowed(
+    engine: &Engine,
+    state: &crate::record::state::State,
+) -> Result<Vec<Observed>> {
     let names: BTreeSet<String> = state.containers.iter().map(|e| e.name.clone()).collect();
     host(engine, &state.scope, Capture::Named(&names)).await
 }

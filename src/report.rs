@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::change::Change;
 use crate::plan::{Action, ActionResult, Held, Managed, Plan, Reason};
-use crate::spec::short_id;
+use crate::record::change::Change;
+use crate::record::spec::short_id;
 
 /// `diff` and `enforce --dry-run` as text; starts held back by the crash-loop backoff say so.
 pub fn plan_text(plan: &Plan, held: &[Held]) -> String {
@@ -394,7 +394,7 @@ fn name_width<'a>(names: impl Iterator<Item = &'a str>) -> usize {
 mod tests {
     use super::*;
     use crate::plan::Tolerated;
-    use crate::spec::ContainerSpec;
+    use crate::record::spec::ContainerSpec;
 
     fn spec() -> ContainerSpec {
         serde_json::from_value(json!({"image": "img:1", "image_id": "sha256:1"})).unwrap()
@@ -452,12 +452,12 @@ mod tests {
             managed: vec![
                 Managed {
                     name: "web.1.x".into(),
-                    by: crate::rules::Orchestrator::Swarm,
+                    by: crate::record::rules::Orchestrator::Swarm,
                     listed: false,
                 },
                 Managed {
                     name: "web.2.y".into(),
-                    by: crate::rules::Orchestrator::Swarm,
+                    by: crate::record::rules::Orchestrator::Swarm,
                     listed: true,
                 },
             ],

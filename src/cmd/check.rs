@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use super::{print, Outcome, Settings};
 use crate::cli::CheckArgs;
 use crate::error::Hint;
-use crate::state::{self, LoadError};
+use crate::record::state::{self, LoadError};
 
 pub fn run(settings: &Settings, args: CheckArgs) -> Result<Outcome> {
     let path = args.path.unwrap_or_else(|| settings.state_path.clone());

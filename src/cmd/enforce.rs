@@ -12,7 +12,7 @@ use crate::cli::EnforceArgs;
 use crate::engine::Engine;
 use crate::metrics::{self, Metrics, PassFacts};
 use crate::plan::{ActionResult, PassEnd};
-use crate::state::State;
+use crate::record::state::State;
 use crate::{observe, plan, report};
 
 pub async fn run(settings: &Settings, args: EnforceArgs) -> Result<Outcome> {

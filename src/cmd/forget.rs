@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 
 use super::{print, Outcome, Settings};
 use crate::cli::ForgetArgs;
-use crate::state;
+use crate::record::state;
 
 pub async fn run(settings: &Settings, args: ForgetArgs) -> Result<Outcome> {
     let _lock = settings.lock().await?;

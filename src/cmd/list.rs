@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::{print, Outcome, Settings};
 use crate::cli::{Format, ListArgs};
-use crate::state::State;
+use crate::record::state::State;
 
 pub fn run(settings: &Settings, args: ListArgs) -> Result<Outcome> {
     let state = settings.load_state()?;
@@ -87,7 +87,7 @@ mod tests {
 
     #[test]
     fn the_table_lists_each_allowed_container_then_scope_and_rules() {
-        let state = crate::state::parse(
+        let state = crate::record::state::parse(
             r#"{"version": 1, "taken_at": "2026-11-25T12:00:00Z",
                 "engine": {"endpoint": "", "id": "", "kind": "Docker", "version": "",
                            "api_version": "", "hostname": "web-1"},

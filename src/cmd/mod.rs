@@ -26,8 +26,8 @@ use crate::engine::{self, Engine};
 use crate::error::Hint;
 use crate::lock::{self, Lock};
 use crate::plan::PassEnd;
-use crate::spec::EngineKind;
-use crate::state::{self, LoadError, State};
+use crate::record::spec::EngineKind;
+use crate::record::state::{self, LoadError, State};
 
 /// How a command ended, when it could run at all (could not run is an `Err`, exit 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use crate::engine::Engine;
 use crate::execute;
 use crate::observe;
 use crate::plan::{self, Action, ActionResult, Held, Observed, PassEnd, Plan};
-use crate::state::State;
+use crate::record::state::State;
 
 /// How many containers one pass may remove or replace unless `--max-removals` says otherwise.
 const DEFAULT_MAX_REMOVALS: usize = 10;
@@ -274,7 +274,7 @@ mod tests {
                "scope": {scope}, "containers": [{}]}}"#,
             entries.join(",")
         );
-        crate::state::parse(&text).unwrap()
+        crate::record::state::parse(&text).unwrap()
     }
 
     #[test]

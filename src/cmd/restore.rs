@@ -12,7 +12,7 @@ use crate::audit::{self, Record};
 use crate::cli::RestoreArgs;
 use crate::error::Hint;
 use crate::observe;
-use crate::state::{self, Entry};
+use crate::record::state::{self, Entry};
 
 pub async fn run(settings: &Settings, args: RestoreArgs) -> Result<Outcome> {
     let records = read(settings)?;

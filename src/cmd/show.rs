@@ -8,7 +8,7 @@ use super::{print, Outcome, Settings};
 use crate::cli::{ShowArgs, ShowFormat};
 use crate::error::Hint;
 use crate::export;
-use crate::state::Entry;
+use crate::record::state::Entry;
 
 pub fn run(settings: &Settings, args: ShowArgs) -> Result<Outcome> {
     let state = settings.load_state()?;

@@ -11,9 +11,9 @@ use crate::error::Hint;
 use crate::execute::REPLACEMENT_SUFFIX;
 use crate::observe::{self, Capture};
 use crate::plan::Observed;
-use crate::rules::{Orchestrator, Scope};
-use crate::spec::EngineKind;
-use crate::state::{self, Entry, LoadError, State, VERSION};
+use crate::record::rules::{Orchestrator, Scope};
+use crate::record::spec::EngineKind;
+use crate::record::state::{self, Entry, LoadError, State, VERSION};
 
 pub async fn run(settings: &Settings, args: SnapshotArgs) -> Result<Outcome> {
     if args.names.is_empty() {

@@ -28,8 +28,8 @@ use crate::engine::{Engine, Event};
 use crate::error;
 use crate::metrics::{self, Metrics, PassFacts};
 use crate::plan::PassEnd;
+use crate::record::state::State;
 use crate::report;
-use crate::state::State;
 
 /// A burst of events is over when the engine has been quiet this long. No longer wait is
 /// needed for `docker rm -f` (die, then destroy ~100 ms later): in between, the container is

@@ -7,8 +7,8 @@ use serde_json::{json, Map, Value};
 use super::fields::{self, Compose};
 use super::Inexpressible;
 use super::{decimal, devices, keys, link, published, restart, strings, text, tmpfs, yaml};
-use crate::spec::{self, ContainerSpec};
-use crate::state::Entry;
+use crate::record::spec::{self, ContainerSpec};
+use crate::record::state::Entry;
 
 /// The file. Entries recorded stopped are marked in a comment: compose has no word for
 /// "created but not started" (`up --no-start` does it for all).

@@ -127,7 +127,7 @@ fn restart(value: &Value) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::state::Entry;
+    use crate::record::state::Entry;
 
     /// An entry named web with an anonymous volume, for the writers' tests.
     pub fn entry(config: Value, host: Value, networks: Value) -> Entry {

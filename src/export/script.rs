@@ -6,8 +6,8 @@ use serde_json::{json, Value};
 
 use super::fields::{self, Flag};
 use super::{decimal, devices, link, published, restart, strings, text, tmpfs, Inexpressible};
-use crate::spec::{self, ContainerSpec};
-use crate::state::Entry;
+use crate::record::spec::{self, ContainerSpec};
+use crate::record::state::Entry;
 
 /// The commands, one per line, each quoted for a POSIX shell; or the fields the CLI cannot say.
 pub fn run_script(entry: &Entry) -> Result<String, Inexpressible> {

@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use super::{
     Action, Managed, Observed, Plan, Reason, Status, Tolerated, COMPOSE_CONFIG_HASH, RUNS_GUESTLIST,
 };
-use crate::change;
-use crate::rules::Orchestrator;
-use crate::spec::{self, ContainerSpec};
-use crate::state::State;
+use crate::record::change;
+use crate::record::rules::Orchestrator;
+use crate::record::spec::{self, ContainerSpec};
+use crate::record::state::State;
 
 /// Plan the actions that bring `observed` back to `state`.
 pub fn plan(state: &State, observed: &[Observed]) -> Plan {
@@ -116,7 +116,7 @@ pub fn plan(state: &State, observed: &[Observed]) -> Plan {
     }
 }
 
-fn classify(entry: &crate::state::Entry, observed: Option<&Observed>) -> Option<Action> {
+fn classify(entry: &crate::record::state::Entry, observed: Option<&Observed>) -> Option<Action> {
     let Some(o) = observed else {
         return Some(Action::Create {
             name: entry.name.clone(),
@@ -167,7 +167,7 @@ fn classify(entry: &crate::state::Entry, observed: Option<&Observed>) -> Option<
 
 /// A replacement built from the record, except that it keeps the anonymous volumes the live
 /// container uses now: they hold its current data (compose inherits them the same way).
-fn replace(entry: &crate::state::Entry, o: &Observed, reason: Reason) -> Action {
+fn replace(entry: &crate::record::state::Entry, o: &Observed, reason: Reason) -> Action {
     let mut spec = entry.spec.clone();
     if let Some(live) = &o.spec {
         for volume in &mut spec.anonymous_volumes {

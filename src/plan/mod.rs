@@ -10,9 +10,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use crate::change::Change;
-use crate::rules::Orchestrator;
-use crate::spec::{self, ContainerSpec};
+use crate::record::change::Change;
+use crate::record::rules::Orchestrator;
+use crate::record::spec::{self, ContainerSpec};
 
 mod decide;
 #[cfg(test)]

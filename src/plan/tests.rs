@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::spec::AnonymousVolume;
-use crate::state::{EngineInfo, Entry, State, VERSION};
+use crate::record::spec::AnonymousVolume;
+use crate::record::state::{EngineInfo, Entry, State, VERSION};
 use serde_json::{json, Map, Value};
 
 fn spec(image_id: &str) -> ContainerSpec {
@@ -240,7 +240,7 @@ fn tolerated_extras_are_left_alone_and_listed_with_their_rule() {
 #[test]
 fn containers_out_of_scope_are_never_touched() {
     let mut s = state(vec![entry("web")]);
-    s.scope = crate::rules::Scope::new(vec!["label=team=web".parse().unwrap()]);
+    s.scope = crate::record::rules::Scope::new(vec!["label=team=web".parse().unwrap()]);
     let mut inside = observed("intruder");
     inside.labels.insert("team".into(), "web".into());
     let mut same_name_outside = entry("web").observed();

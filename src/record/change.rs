@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use crate::spec::ContainerSpec;
+use crate::record::spec::ContainerSpec;
 
 /// One field in which a live container differs from its record.
 #[derive(Debug, Clone, PartialEq)]

@@ -11,8 +11,8 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::files;
-use crate::rules::{AllowRule, Scope};
-use crate::spec::{ContainerSpec, EngineKind};
+use crate::record::rules::{AllowRule, Scope};
+use crate::record::spec::{ContainerSpec, EngineKind};
 
 /// The state file format this build reads and writes.
 pub const VERSION: u64 = 1;
@@ -141,7 +141,7 @@ pub fn parse(text: &str) -> Result<State> {
     validate(&state)?;
     check_entries(text, &state)?;
     for entry in &mut state.containers {
-        crate::spec::normalize(&entry.name, &mut entry.spec);
+        crate::record::spec::normalize(&entry.name, &mut entry.spec);
     }
     Ok(state)
 }
@@ -154,14 +154,14 @@ fn check_entries(text: &str, state: &State) -> Result<()> {
         .iter()
         .map(|e| (e.name.clone(), &e.spec))
         .collect();
-    let problems = crate::schema::check(&entries);
+    let problems = crate::record::schema::check(&entries);
     if problems.is_empty() {
         return Ok(());
     }
     let lines: Vec<String> = problems
         .iter()
         .map(|p| {
-            let at = match crate::schema::locate(text, p) {
+            let at = match crate::record::schema::locate(text, p) {
                 Some((line, column)) => format!("line {line} column {column}: "),
                 None => String::new(),
             };
@@ -212,7 +212,7 @@ pub fn save(path: &Path, state: &State) -> Result<()> {
 mod kind_word {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    use crate::spec::EngineKind;
+    use crate::record::spec::EngineKind;
 
     pub fn serialize<S: Serializer>(kind: &Option<EngineKind>, to: S) -> Result<S::Ok, S::Error> {
         to.serialize_str(kind.map_or("", EngineKind::word))
@@ -440,9 +440,9 @@ mod tests {
             if let Ok(state) = parse(&json.to_string()) {
                 let _ = crate::plan::plan(&state, &[]);
                 for entry in &state.containers {
-                    let _ = crate::spec::create_body(&entry.spec, "image");
-                    let _ = crate::spec::diff(&entry.spec, &entry.spec);
-                    let _ = crate::spec::network_attachments(&entry.spec);
+                    let _ = crate::record::spec::create_body(&entry.spec, "image");
+                    let _ = crate::record::spec::diff(&entry.spec, &entry.spec);
+                    let _ = crate::record::spec::network_attachments(&entry.spec);
                 }
             }
         }

@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde_aux::serde_introspection::serde_introspect;
 use serde_json::{Map, Value};
 
-use crate::spec::{ContainerSpec, ENDPOINT_FIELDS};
+use crate::record::spec::{ContainerSpec, ENDPOINT_FIELDS};
 
 /// One step into a JSON document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,7 +123,7 @@ pub fn check(containers: &[(String, &ContainerSpec)]) -> Vec<Problem> {
                 found([root.clone(), at].concat(), message);
             }
         }
-        let primary = crate::spec::primary_network(&spec.host_config);
+        let primary = crate::record::spec::primary_network(&spec.host_config);
         for (network, endpoint) in &spec.networks {
             let root = vec![Step::Key("networks".into()), Step::Key(network.clone())];
             if endpoint.contains_key("MacAddress") && primary != Some(network.as_str()) {
