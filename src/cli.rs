@@ -72,8 +72,8 @@ pub struct Cli {
     pub quiet: u8,
 
     /// Log lines as text or as JSON objects (one per line)
-    #[arg(long, global = true, value_enum, default_value_t = crate::log::Format::Text)]
-    pub log_format: crate::log::Format,
+    #[arg(long, global = true, value_enum, default_value_t = crate::ops::log::Format::Text)]
+    pub log_format: crate::ops::log::Format,
 
     /// Use a state file taken on another kind of engine (Docker, Podman) than the one at
     /// --host: what each reports of a container differs, so a pass may replace containers

@@ -11,8 +11,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use futures_util::future::{join, join_all};
 use tokio::sync::{watch, OnceCell, Semaphore, SemaphorePermit};
 
-use crate::audit::Audit;
 use crate::engine::{self, Engine};
+use crate::ops::audit::Audit;
 use crate::plan::{Action, ActionResult, Plan};
 use crate::record::spec::{self, short_id, ContainerSpec};
 

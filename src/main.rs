@@ -1,19 +1,14 @@
 //! guestlist: keep a Docker host running exactly the containers on its list.
 //! Parses the command line, runs it, and turns the outcome into the exit code.
 
-mod audit;
-mod backoff;
 mod cli;
 mod cmd;
 mod engine;
 mod error;
 mod execute;
 mod export;
-mod files;
-mod lock;
-mod log;
-mod metrics;
 mod observe;
+mod ops;
 mod plan;
 mod record;
 mod report;

@@ -10,7 +10,7 @@ use super::pass::{self, Acted, Pass, PassOptions};
 use super::{print, Outcome, Settings};
 use crate::cli::EnforceArgs;
 use crate::engine::Engine;
-use crate::metrics::{self, Metrics, PassFacts};
+use crate::ops::metrics::{self, Metrics, PassFacts};
 use crate::plan::{ActionResult, PassEnd};
 use crate::record::state::State;
 use crate::{observe, plan, report};

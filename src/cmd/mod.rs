@@ -20,11 +20,11 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::CommandFactory;
 
-use crate::audit;
 use crate::cli::{Cli, Command};
 use crate::engine::{self, Engine};
 use crate::error::Hint;
-use crate::lock::{self, Lock};
+use crate::ops::audit;
+use crate::ops::lock::{self, Lock};
 use crate::plan::PassEnd;
 use crate::record::spec::EngineKind;
 use crate::record::state::{self, LoadError, State};
@@ -208,10 +208,10 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         .build()
         .context("cannot start the async runtime")?;
     let settings = Settings::resolve(&cli)?;
-    crate::log::init(
-        crate::log::level(cli.verbose, cli.quiet),
+    crate::ops::log::init(
+        crate::ops::log::level(cli.verbose, cli.quiet),
         cli.log_format,
-        &crate::log::Sink::detect(),
+        &crate::ops::log::Sink::detect(),
     );
     runtime.block_on(async {
         match cli.command {

@@ -10,12 +10,12 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
 
-use crate::audit::Audit;
-use crate::backoff::{self, Policy};
 use crate::cli::PassArgs;
 use crate::engine::Engine;
 use crate::execute;
 use crate::observe;
+use crate::ops::audit::Audit;
+use crate::ops::backoff::{self, Policy};
 use crate::plan::{self, Action, ActionResult, Held, Observed, PassEnd, Plan};
 use crate::record::state::State;
 

@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::{print, Outcome, Settings};
-use crate::audit::{self, Record};
 use crate::cli::RestoreArgs;
 use crate::error::Hint;
 use crate::observe;
+use crate::ops::audit::{self, Record};
 use crate::record::state::{self, Entry};
 
 pub async fn run(settings: &Settings, args: RestoreArgs) -> Result<Outcome> {

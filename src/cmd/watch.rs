@@ -22,11 +22,11 @@ use tracing::{debug, info, warn};
 
 use super::pass::{self, Acted, Pass, PassOptions};
 use super::{Outcome, Settings};
-use crate::backoff::Policy;
 use crate::cli::WatchArgs;
 use crate::engine::{Engine, Event};
 use crate::error;
-use crate::metrics::{self, Metrics, PassFacts};
+use crate::ops::backoff::Policy;
+use crate::ops::metrics::{self, Metrics, PassFacts};
 use crate::plan::PassEnd;
 use crate::record::state::State;
 use crate::report;

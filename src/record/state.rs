@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::files;
+use crate::ops::files;
 use crate::record::rules::{AllowRule, Scope};
 use crate::record::spec::{ContainerSpec, EngineKind};
 

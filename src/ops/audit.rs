@@ -205,10 +205,10 @@ impl Audit {
 
 fn append_line(path: &Path, mut line: Vec<u8>, sync: bool) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        crate::files::create_private_dir(dir)?;
+        crate::ops::files::create_private_dir(dir)?;
         // Appending as root through a symlink planted in a shared directory would write into
         // any file on the host.
-        crate::files::trusted(dir, "audit log directory")?;
+        crate::ops::files::trusted(dir, "audit log directory")?;
     }
     let mut file = OpenOptions::new()
         .read(true)

@@ -92,7 +92,7 @@ pub fn load(path: &Path) -> (History, Option<String>) {
 
 pub fn save(path: &Path, history: &History) -> Result<()> {
     let json = serde_json::to_vec_pretty(history)?;
-    crate::files::write_private(path, &json)
+    crate::ops::files::write_private(path, &json)
         .with_context(|| format!("cannot write restart history {}", path.display()))
 }
 

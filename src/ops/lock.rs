@@ -76,10 +76,10 @@ pub async fn acquire(
 
 fn open(path: &Path) -> Result<File> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        crate::files::create_private_dir(dir)?;
+        crate::ops::files::create_private_dir(dir)?;
         // In a directory others can write, the lock file could be a planted symlink that
         // opening (and truncating) as root would follow.
-        crate::files::trusted(dir, "state directory")?;
+        crate::ops::files::trusted(dir, "state directory")?;
     }
     OpenOptions::new()
         .read(true)

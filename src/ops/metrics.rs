@@ -215,7 +215,7 @@ impl Metrics {
     /// (node_exporter) rarely runs as the user guestlist runs as, and no secrets are in it.
     pub fn write_file(&self, path: &Path) -> Result<()> {
         let text = self.render()?;
-        crate::files::write_atomic(path, text.as_bytes(), 0o644)
+        crate::ops::files::write_atomic(path, text.as_bytes(), 0o644)
             .with_context(|| format!("cannot write the metrics file {}", path.display()))
     }
 }
@@ -456,7 +456,7 @@ mod tests {
 
     #[test]
     fn the_dashboard_parses_and_queries_only_exported_metrics() {
-        let text = include_str!("../contrib/grafana/guestlist.json");
+        let text = include_str!("../../contrib/grafana/guestlist.json");
         let dashboard: serde_json::Value = serde_json::from_str(text).unwrap();
         let mut queries = String::new();
         for panel in dashboard["panels"].as_array().unwrap() {
@@ -477,7 +477,7 @@ mod tests {
 
     #[test]
     fn the_alerts_use_only_exported_metrics() {
-        let used = names_used(include_str!("../contrib/prometheus/alerts.yml"));
+        let used = names_used(include_str!("../../contrib/prometheus/alerts.yml"));
         assert!(used.len() >= 4, "{used:?}");
         let exported = exported();
         let unknown: Vec<&String> = used.difference(&exported).collect();
