@@ -5,6 +5,8 @@
 //! shapes that depend on the version (one network per create below 1.44) follow the server's
 //! `ApiVersion`, kept in `Engine::info`.
 
+mod raw;
+
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -18,8 +20,9 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use futures_util::{Stream, StreamExt, TryStreamExt};
-use hyper::body::Bytes;
 use serde_json::{Map, Value};
+
+use raw::Answer;
 
 use crate::plan::Status;
 use crate::record::rules::Scope;
@@ -105,15 +108,6 @@ pub struct Listed {
     pub image_id: String,
     pub status: Status,
     pub labels: HashMap<String, String>,
-}
-
-/// The engine's answer to a GET of ours.
-enum Answer {
-    Found(Value),
-    /// 404: no such thing.
-    Absent,
-    /// An endpoint our plain client cannot speak to (TLS, ssh): ask through bollard instead.
-    Unspoken,
 }
 
 /// A container as the list call sends it; everything else it sends is left unread.
@@ -306,7 +300,10 @@ impl Engine {
             .append_pair("filters", &filters)
             .finish();
         let path = format!("/containers/json?{query}");
-        let listed: Vec<Summary> = match self.get_json(&path).await.with_context(context)? {
+        let listed: Vec<Summary> = match raw::get_json(self.endpoint(), &path)
+            .await
+            .with_context(context)?
+        {
             Answer::Found(json) => serde_json::from_value(json).with_context(context)?,
             Answer::Absent => bail!("{}: the engine answered 404", context()),
             Answer::Unspoken => return self.list_typed(scope).await.with_context(context),
@@ -380,8 +377,7 @@ impl Engine {
     /// was" must mean all of it. `None` if it no longer exists.
     pub async fn inspect(&self, id: &str) -> Result<Option<Value>> {
         let context = || format!("cannot inspect container {id}");
-        match self
-            .get_json(&format!("/containers/{id}/json"))
+        match raw::get_json(self.endpoint(), &format!("/containers/{id}/json"))
             .await
             .with_context(context)?
         {
@@ -392,21 +388,6 @@ impl Engine {
                     .with_context(context)?;
                 Ok(found.map(serde_json::to_value).transpose()?)
             }
-        }
-    }
-
-    /// One GET answered with JSON, over a plain connection of our own (unix:// and tcp://).
-    async fn get_json(&self, path: &str) -> Result<Answer> {
-        let Some((status, body)) = raw_get(self.endpoint(), path).await? else {
-            return Ok(Answer::Unspoken);
-        };
-        match status {
-            200 => Ok(Answer::Found(serde_json::from_slice(&body)?)),
-            404 => Ok(Answer::Absent),
-            _ => Err(anyhow!(
-                "the engine answered {status}: {}",
-                String::from_utf8_lossy(&body).trim()
-            )),
         }
     }
 
@@ -528,47 +509,6 @@ impl Engine {
             .with_context(|| format!("cannot inspect volume {name}"))?;
         Ok(found.is_some())
     }
-}
-
-/// One GET over a fresh connection, for the rare request whose answer must not pass through
-/// bollard's typed models. `None` for endpoints other than plain unix:// and tcp://.
-async fn raw_get(endpoint: &str, path: &str) -> Result<Option<(u16, Bytes)>> {
-    let exchange = async {
-        if let Some(socket) = endpoint.strip_prefix("unix://") {
-            let stream = tokio::net::UnixStream::connect(socket).await?;
-            return Ok(Some(get_over(stream, path).await?));
-        }
-        if let Some(address) = endpoint.strip_prefix("tcp://") {
-            let stream = tokio::net::TcpStream::connect(address).await?;
-            return Ok(Some(get_over(stream, path).await?));
-        }
-        Ok(None)
-    };
-    tokio::time::timeout(RAW_TIMEOUT, exchange)
-        .await
-        .map_err(|_| anyhow!("no answer from {endpoint} within {RAW_TIMEOUT:?}"))?
-}
-
-/// Reads take milliseconds; this only bounds a hung engine.
-const RAW_TIMEOUT: Duration = Duration::from_secs(30);
-
-async fn get_over<S>(stream: S, path: &str) -> Result<(u16, Bytes)>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-    let driver = tokio::spawn(connection);
-    let request = hyper::Request::get(path)
-        .header(hyper::header::HOST, "docker")
-        .body(http_body_util::Empty::<Bytes>::new())?;
-    let response = sender.send_request(request).await?;
-    let status = response.status().as_u16();
-    let body = http_body_util::BodyExt::collect(response.into_body())
-        .await?
-        .to_bytes();
-    driver.abort();
-    Ok((status, body))
 }
 
 #[cfg(test)]
