@@ -72,8 +72,8 @@ pub struct Cli {
     pub quiet: u8,
 
     /// Log lines as text or as JSON objects (one per line)
-    #[arg(long, global = true, value_enum, default_value_t = crate::ops::log::Format::Text)]
-    pub log_format: crate::ops::log::Format,
+    #[arg(long, global = true, value_enum, default_value_t = crate::ops::log::LogFormat::Text)]
+    pub log_format: crate::ops::log::LogFormat,
 
     /// Use a state file taken on another kind of engine (Docker, Podman) than the one at
     /// --host: what each reports of a container differs, so a pass may replace containers
@@ -189,8 +189,8 @@ pub enum ShowFormat {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
 }
 
 #[derive(Debug, Args)]
@@ -209,8 +209,8 @@ pub struct RestoreArgs {
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
 }
 
 #[derive(Debug, Args)]
@@ -264,7 +264,7 @@ pub struct PassArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub enum ReportFormat {
     Text,
     Json,
 }
@@ -382,7 +382,7 @@ mod tests {
         let Command::Diff(args) = parse(&["diff", "--format", "json"]).command else {
             panic!()
         };
-        assert_eq!(args.format, Format::Json);
+        assert_eq!(args.format, ReportFormat::Json);
     }
 
     #[test]

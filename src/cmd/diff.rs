@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 use super::{print, Outcome, Settings};
-use crate::cli::{DiffArgs, Format};
+use crate::cli::{DiffArgs, ReportFormat};
 use crate::{observe, plan, report};
 
 pub async fn run(settings: &Settings, args: DiffArgs) -> Result<Outcome> {
@@ -11,8 +11,8 @@ pub async fn run(settings: &Settings, args: DiffArgs) -> Result<Outcome> {
     let engine = settings.connect_for(&state).await?;
     let plan = plan::plan(&state, &observe::allowed(&engine, &state).await?);
     match args.format {
-        Format::Text => print(&report::plan_text(&plan, &[])),
-        Format::Json => print(&format!("{}\n", report::plan_json(&plan))),
+        ReportFormat::Text => print(&report::plan_text(&plan, &[])),
+        ReportFormat::Json => print(&format!("{}\n", report::plan_json(&plan))),
     }
     Ok(if plan.is_empty() {
         Outcome::Clean

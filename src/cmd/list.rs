@@ -4,14 +4,14 @@ use anyhow::Result;
 use serde_json::json;
 
 use super::{print, Outcome, Settings};
-use crate::cli::{Format, ListArgs};
+use crate::cli::{ListArgs, ReportFormat};
 use crate::record::state::State;
 
 pub fn run(settings: &Settings, args: ListArgs) -> Result<Outcome> {
     let state = settings.load_state()?;
     match args.format {
-        Format::Text => print(&text(&state)),
-        Format::Json => print(&format!("{}\n", as_json(&state))),
+        ReportFormat::Text => print(&text(&state)),
+        ReportFormat::Json => print(&format!("{}\n", as_json(&state))),
     }
     Ok(Outcome::Clean)
 }

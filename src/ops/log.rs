@@ -7,7 +7,7 @@ use tracing::Level;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
+pub enum LogFormat {
     /// `2026-11-25T13:28:40.982514Z  INFO + web: missing: created and started`
     Text,
     /// One JSON object per line, for log shippers.
@@ -62,17 +62,17 @@ fn journal_stream_matches(value: &str, dev: u64, ino: u64) -> bool {
 }
 
 /// Install the subscriber for this process.
-pub fn init(level: Level, format: Format, sink: &Sink) {
+pub fn init(level: Level, format: LogFormat, sink: &Sink) {
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_max_level(level)
         .with_target(false)
         .with_ansi(sink.ansi);
     match (format, sink.timestamps) {
-        (Format::Text, true) => builder.init(),
-        (Format::Text, false) => builder.without_time().init(),
+        (LogFormat::Text, true) => builder.init(),
+        (LogFormat::Text, false) => builder.without_time().init(),
         // A JSON line keeps its timestamp: shippers parse it, and journald's is a field apart.
-        (Format::Json, _) => builder.json().flatten_event(true).init(),
+        (LogFormat::Json, _) => builder.json().flatten_event(true).init(),
     }
 }
 
