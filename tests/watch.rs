@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::util::proxy::{HookProxy, Verdict};
 use crate::util::watch::{eventually, SocketProxy, Watcher};
 use crate::util::{docker, docker_output, podman, podman_cli, Sandbox};
 
@@ -318,6 +319,48 @@ fn losing_the_engine_and_getting_it_back_resumes_enforcement() {
     proxy.restore();
     watch.wait_for_log("answers again", WITHIN);
     eventually(WITHIN, "web is back after the reconnect", || {
+        running(&sb, "web")
+    });
+}
+
+/// A pass that fails while the engine answers is not a lost engine: the watch stays connected,
+/// says the pass failed, and tries again until a pass succeeds.
+#[test]
+fn a_pass_that_fails_while_the_engine_answers_is_retried_without_reconnecting() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let sb = Sandbox::new();
+    sb.run("web", &[], &[]);
+    sb.snapshot(&[]);
+    let refusing = Arc::new(AtomicBool::new(false));
+    let refuse = Arc::clone(&refusing);
+    // The list of containers is refused; pings, events and everything else go through.
+    let proxy = HookProxy::start(&sb.dir().join("engine.sock"), move |method, path| {
+        match method == "GET"
+            && path.starts_with("/containers/json")
+            && refuse.load(Ordering::SeqCst)
+        {
+            true => Verdict::Refuse,
+            false => Verdict::Forward,
+        }
+    });
+    let mut command = sb.watch_command(&[]);
+    command.env("DOCKER_HOST", proxy.url());
+    let watch = Watcher::spawn(command);
+    watch.wait_for_log("full pass", WITHIN);
+
+    refusing.store(true, Ordering::SeqCst);
+    docker(&["rm", "-f", &sb.name("web")]);
+    let line = watch.wait_for_log("the pass failed", WITHIN);
+    assert!(line.contains("the engine answers"), "{line}");
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = watch.log();
+    assert!(!log.contains("reconnecting"), "{log}");
+    assert!(!sb.exists("web"), "acted without seeing the host?\n{log}");
+
+    refusing.store(false, Ordering::SeqCst);
+    watch.wait_for_log("a pass succeeded again", WITHIN);
+    eventually(WITHIN, "web is back once a pass succeeds", || {
         running(&sb, "web")
     });
 }
