@@ -79,49 +79,54 @@ impl OwnEngine {
             root.display()
         );
         std::fs::write(dir.join("daemon.json"), daemon_json).expect("daemon.json");
-        let _ = std::fs::remove_file(dir.join("stop"));
-        let launcher = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/dockerd-in-root");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("dockerd.log"))
-            .expect("log file");
-        let unshare = Command::new(launcher)
-            .arg(&root)
-            .arg(&dir)
-            .args([
-                "--iptables=false",
-                "--cgroup-parent",
-                &format!("guestlist-test-{}", std::process::id()),
-            ])
-            .env("DOCKERD_RESTARTABLE", "1")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("cannot run .ci/dockerd-in-root");
+        let unshare = spawn(&root, &dir);
         let mut engine = OwnEngine {
             dir,
             _owned: owned,
             unshare,
             namespace: PathBuf::new(),
         };
-        engine.wait_until_it_answers();
+        // Now and then, under a loaded suite, a fresh dockerd starts its containerd and never
+        // hears from it (nothing more in its log). Started again, it comes up: one more try
+        // before the test fails, with the first log kept for whoever reads the failure.
+        if !engine.answers_within(Duration::from_secs(60)) {
+            let first = engine.log();
+            eprintln!(
+                "the test's own dockerd did not answer within 60 s; starting it again:\n{first}"
+            );
+            engine.kill_everything();
+            for stale in ["dockerd.pid", "exec/containerd/containerd.pid"] {
+                let _ = std::fs::remove_file(engine.dir.join(stale));
+            }
+            engine.unshare = spawn(&root, &engine.dir);
+            assert!(
+                engine.answers_within(Duration::from_secs(90)),
+                "the test's own dockerd did not answer, started twice:\n{first}\n---\n{}",
+                engine.log()
+            );
+        }
         let pid = engine.dockerd_pid().expect("dockerd.pid");
         engine.namespace = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).expect("its mnt ns");
         engine
     }
 
-    fn wait_until_it_answers(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
+    fn answers_within(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
         while !self.answers() {
-            assert!(
-                Instant::now() < deadline,
-                "the test's own dockerd did not answer within 60 s:\n{}",
-                self.log()
-            );
+            if Instant::now() >= deadline {
+                return false;
+            }
             std::thread::sleep(Duration::from_millis(200));
         }
+        true
+    }
+
+    fn wait_until_it_answers(&self) {
+        assert!(
+            self.answers_within(Duration::from_secs(60)),
+            "the test's own dockerd did not answer within 60 s:\n{}",
+            self.log()
+        );
     }
 
     /// The running dockerd's pid.
@@ -233,6 +238,12 @@ impl OwnEngine {
     /// panics.
     fn kill_everything(&mut self) {
         let _ = std::fs::write(self.dir.join("stop"), "");
+        if self.namespace.as_os_str().is_empty() {
+            if let Some(pid) = self.dockerd_pid() {
+                self.namespace =
+                    std::fs::read_link(format!("/proc/{pid}/ns/mnt")).unwrap_or_default();
+            }
+        }
         for _ in 0..5 {
             let mut left = 0;
             for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
@@ -255,6 +266,31 @@ impl OwnEngine {
         let _ = self.unshare.kill();
         let _ = self.unshare.wait();
     }
+}
+
+/// `.ci/dockerd-in-root` for `root` on `dir`, restartable, logging into `dir/dockerd.log`.
+fn spawn(root: &Path, dir: &Path) -> Child {
+    let _ = std::fs::remove_file(dir.join("stop"));
+    let launcher = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/dockerd-in-root");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("dockerd.log"))
+        .expect("log file");
+    Command::new(launcher)
+        .arg(root)
+        .arg(dir)
+        .args([
+            "--iptables=false",
+            "--cgroup-parent",
+            &format!("guestlist-test-{}", std::process::id()),
+        ])
+        .env("DOCKERD_RESTARTABLE", "1")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("cannot run .ci/dockerd-in-root")
 }
 
 impl Drop for OwnEngine {
