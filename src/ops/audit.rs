@@ -12,6 +12,7 @@ use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
@@ -203,7 +204,13 @@ impl Audit {
     }
 }
 
+/// Appends of this process, one at a time. Each checks whether the log ends in a torn line (a
+/// pass killed mid-write) before it writes; two at once would both see it and both start a new
+/// line, leaving an empty one.
+static APPENDING: Mutex<()> = Mutex::new(());
+
 fn append_line(path: &Path, mut line: Vec<u8>, sync: bool) -> Result<()> {
+    let _one_at_a_time = APPENDING.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         crate::ops::files::create_private_dir(dir)?;
         // Appending as root through a symlink planted in a shared directory would write into
@@ -337,6 +344,34 @@ mod tests {
         assert!(records.iter().all(|r| r.pass == records[0].pass));
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    /// A pass acts on many containers at once; after a killed pass left a torn line, their
+    /// records still start one new line between them, not one each. (Without the lock, a few
+    /// of these rounds on this 2-core machine leave an empty line.)
+    #[tokio::test]
+    async fn concurrent_records_after_a_torn_line_leave_no_empty_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let audit = Audit::new(path.clone());
+        let actions: Vec<Action> = (0..16).map(|i| remove(&format!("c{i}"))).collect();
+        for round in 1..=20 {
+            let mut file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .unwrap();
+            file.write_all(b"{\"time\": \"2026-").unwrap();
+            let done = Ok(Vec::new());
+            let writes = actions.iter().map(|a| audit.result(a, &done, false));
+            for written in futures_util::future::join_all(writes).await {
+                written.unwrap();
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(!text.contains("\n\n"), "round {round}: an empty line");
+            let (records, skipped) = read(&path).unwrap();
+            assert_eq!((records.len(), skipped), (16 * round, round));
+        }
     }
 
     #[tokio::test]
