@@ -521,4 +521,43 @@ mod tests {
         );
         assert!(last_success_in(&text).unwrap() > 1.7e9);
     }
+
+    /// One GET of /metrics on a fresh connection; `None` if no answer comes within `within`.
+    async fn scrape(address: std::net::SocketAddr, within: Duration) -> Option<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let exchange = async {
+            let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+            let request = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+            stream.write_all(request.as_bytes()).await.ok()?;
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).await.ok()?;
+            Some(answer)
+        };
+        tokio::time::timeout(within, exchange).await.ok().flatten()
+    }
+
+    #[tokio::test]
+    async fn scrapes_beyond_the_bound_wait_for_a_free_slot() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(serve(
+            listener,
+            std::sync::Arc::new(Metrics::new(true).unwrap()),
+        ));
+        let answered = scrape(address, Duration::from_secs(5)).await.unwrap();
+        assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+
+        // Clients that connect and send nothing hold every slot.
+        let mut idle = Vec::new();
+        for _ in 0..SCRAPES_AT_ONCE {
+            idle.push(tokio::net::TcpStream::connect(address).await.unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(scrape(address, Duration::from_millis(500)).await, None);
+
+        // One of them goes away: its slot serves the next scrape.
+        idle.pop();
+        let answered = scrape(address, Duration::from_secs(5)).await.unwrap();
+        assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+    }
 }
