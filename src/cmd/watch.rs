@@ -480,6 +480,7 @@ impl Drop for AbortOnDrop {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -512,5 +513,34 @@ mod tests {
         let delays: Vec<u128> = (1..=8).map(|n| reconnect_delay(n).as_millis()).collect();
         assert_eq!(delays, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
         assert_eq!(reconnect_delay(u32::MAX), RECONNECT.max);
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_events_is_held_to_the_bound_and_an_error_still_arrives() {
+        let event = |i: usize| {
+            Ok(Event {
+                action: "start".into(),
+                name: format!("c{i}"),
+            })
+        };
+        let flood: Vec<Result<Event>> = (0..10 * EVENTS_WAITING)
+            .map(event)
+            .chain(std::iter::once(Err(anyhow!("the stream broke"))))
+            .collect();
+        let (tx, mut rx) = mpsc::channel(EVENTS_WAITING);
+        let forwarding = tokio::spawn(forward(futures_util::stream::iter(flood), tx));
+        // Nobody reads while the flood comes: what does not fit is dropped.
+        tokio::task::yield_now().await;
+        let mut events = 0;
+        let mut error = None;
+        while let Some(item) = rx.recv().await {
+            match item {
+                Ok(_) => events += 1,
+                Err(e) => error = Some(e.to_string()),
+            }
+        }
+        forwarding.await.unwrap();
+        assert_eq!(events, EVENTS_WAITING);
+        assert_eq!(error.as_deref(), Some("the stream broke"));
     }
 }
