@@ -278,8 +278,17 @@ impl Execution<'_> {
     /// else's: the conflict stands.
     async fn clear_leftover(&self, temporary: &str, conflict: anyhow::Error) -> Result<String> {
         let engine = self.engine;
-        let Some(inspect) = engine.inspect(temporary).await? else {
-            // Gone meanwhile: the name is free for the retry.
+        // The engine takes the name before the container it is creating can be inspected:
+        // give that create a moment to finish. Not there after that: gone, the name is free.
+        let mut found = None;
+        for _ in 0..10 {
+            found = engine.inspect(temporary).await?;
+            if found.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let Some(inspect) = found else {
             return Ok(format!("{temporary} was held by a container gone since"));
         };
         let id = inspect["Id"].as_str().unwrap_or(temporary).to_string();
