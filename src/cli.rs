@@ -19,6 +19,7 @@ Exit codes:
   check                     0 the state file is valid, 2 it is not (or cannot be read)
   watch                     0 stopped by SIGTERM or SIGINT, 2 could not start
                               (it never exits on engine errors: it reconnects)
+  guard                     0 stopped by SIGTERM or SIGINT, 2 could not start
 
 Examples:
   guestlist snapshot --scope label=team=web     record what runs now
@@ -28,6 +29,7 @@ Examples:
   guestlist watch --stop-timeout 0              enforce on every engine event
   guestlist restore                             what removed containers can come back
   guestlist show web --format compose           the recorded web as a compose service
+  guestlist guard --listen unix:///run/guestlist/docker.sock   refuse what enforce would undo
   guestlist enforce --metrics-file /var/lib/node_exporter/textfile_collector/guestlist.prom";
 
 /// Keep a Docker host running exactly the containers on its list.
@@ -116,6 +118,10 @@ pub enum Command {
     /// Put removed containers back on the list from the audit log (without names: list them)
     #[command(after_help = EXIT_CODES)]
     Restore(RestoreArgs),
+    /// Refuse at the engine's API what enforce would undo: as a socket proxy in front of the
+    /// engine (--listen), or as a Docker authorization plugin (--plugin)
+    #[command(after_help = EXIT_CODES)]
+    Guard(GuardArgs),
     /// Print a shell completion script (e.g. `guestlist completions bash > /etc/bash_completion.d/guestlist`)
     Completions(CompletionsArgs),
     /// Print the manual page, or write it and one page per command into a directory
@@ -234,6 +240,36 @@ pub struct WatchArgs {
     pub resync: std::time::Duration,
 
     /// Serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9617)
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("front").required(true).args(["listen", "plugin"]))]
+pub struct GuardArgs {
+    /// Serve the engine's API at this socket (unix:///PATH), refusing what the list forbids and
+    /// forwarding the rest to the engine at --host; point clients' DOCKER_HOST here
+    #[arg(long, value_name = "URL")]
+    pub listen: Option<String>,
+
+    /// Serve as the Docker authorization plugin NAME (dockerd --authorization-plugin=NAME)
+    #[arg(long, value_name = "NAME")]
+    pub plugin: Option<String>,
+
+    /// The plugin's socket [default: /run/docker/plugins/NAME.sock]
+    #[arg(long, value_name = "PATH", requires = "plugin")]
+    pub socket: Option<PathBuf>,
+
+    /// Let this group (name or gid) use the proxy's socket (mode 0660) [default: only the
+    /// guard's user (0600)]
+    #[arg(long, value_name = "GROUP", requires = "listen")]
+    pub socket_group: Option<String>,
+
+    /// Log, audit and count what would be refused, and refuse nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Serve Prometheus metrics (guestlist_refused_total) on http://ADDR/metrics
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<std::net::SocketAddr>,
 }

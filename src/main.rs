@@ -7,6 +7,7 @@ mod engine;
 mod error;
 mod execute;
 mod export;
+mod guard;
 mod observe;
 mod ops;
 mod plan;

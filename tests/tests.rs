@@ -19,6 +19,8 @@ mod engines;
 mod fidelity;
 /// snapshot, diff, enforce and forget end to end.
 mod flow;
+/// `guestlist guard`: the socket proxy and the authorization plugin.
+mod guard;
 /// Metrics, and the contrib files checked by the tools that read them.
 mod operations;
 /// Another orchestrator's containers (swarm, compose deploys) are its own.

@@ -5,6 +5,7 @@ mod check;
 mod diff;
 mod enforce;
 mod forget;
+mod guard;
 mod list;
 mod pass;
 mod restore;
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::CommandFactory;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::cli::{Cli, Command};
 use crate::engine::{self, Engine};
@@ -199,6 +201,30 @@ impl Settings {
     }
 }
 
+/// SIGTERM (systemd, docker stop) or SIGINT (Ctrl-C): the end of a command that runs until
+/// told to stop.
+pub struct Shutdown {
+    term: Signal,
+    interrupt: Signal,
+}
+
+impl Shutdown {
+    pub fn install() -> Result<Shutdown> {
+        let install = |kind| signal(kind).context("cannot install the signal handlers");
+        Ok(Shutdown {
+            term: install(SignalKind::terminate())?,
+            interrupt: install(SignalKind::interrupt())?,
+        })
+    }
+
+    pub async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+    }
+}
+
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> Result<Outcome> {
     // One thread: the work is waiting on the engine, and a second thread costs start-up time
@@ -221,6 +247,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             Command::Enforce(args) => enforce::run(&settings, args).await,
             Command::Watch(args) => watch::run(&settings, args).await,
             Command::Restore(args) => restore::run(&settings, args).await,
+            Command::Guard(args) => guard::run(&settings, args).await,
             Command::List(args) => list::run(&settings, args),
             Command::Check(args) => check::run(&settings, args),
             Command::Show(args) => show::run(&settings, args),

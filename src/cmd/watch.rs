@@ -15,13 +15,12 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use futures_util::{Stream, StreamExt};
-use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
 use tokio::time::{sleep, sleep_until, timeout, Instant};
 use tracing::{debug, info, warn};
 
 use super::pass::{self, Acted, Pass, PassOptions};
-use super::{Outcome, Settings};
+use super::{Outcome, Settings, Shutdown};
 use crate::cli::WatchArgs;
 use crate::engine::{Engine, Event};
 use crate::error;
@@ -151,29 +150,6 @@ impl Health {
 
 fn reconnect_delay(failures: u32) -> Duration {
     RECONNECT.delay(failures)
-}
-
-/// SIGTERM (systemd, docker stop) and SIGINT (Ctrl-C).
-struct Shutdown {
-    term: Signal,
-    interrupt: Signal,
-}
-
-impl Shutdown {
-    fn install() -> Result<Shutdown> {
-        let install = |kind| signal(kind).context("cannot install the signal handlers");
-        Ok(Shutdown {
-            term: install(SignalKind::terminate())?,
-            interrupt: install(SignalKind::interrupt())?,
-        })
-    }
-
-    async fn recv(&mut self) {
-        tokio::select! {
-            _ = self.term.recv() => {}
-            _ = self.interrupt.recv() => {}
-        }
-    }
 }
 
 /// Events waiting to become a pass: a burst ends when the engine is quiet, or after

@@ -44,6 +44,28 @@ pub struct Record {
     /// The container's full `docker inspect`, on `removing` records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inspect: Option<Value>,
+    /// The engine API request the guard refused, on `request` records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<RequestSeen>,
+}
+
+/// An engine API request as the guard saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestSeen {
+    pub method: String,
+    /// The path with its query, as sent.
+    pub path: String,
+    /// The client's process, from the socket's peer credentials (the proxy); an authorization
+    /// plugin is told no client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    /// The user the engine authenticated (TLS client certificates only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 /// What a record is about: an action, or a pass that refused to act.
@@ -55,6 +77,8 @@ pub enum RecordAction {
     Replace,
     Remove,
     Pass,
+    /// An engine API request that `guestlist guard` judged.
+    Request,
 }
 
 impl From<&Action> for RecordAction {
@@ -76,6 +100,7 @@ impl fmt::Display for RecordAction {
             RecordAction::Replace => "replace",
             RecordAction::Remove => "remove",
             RecordAction::Pass => "pass",
+            RecordAction::Request => "request",
         };
         f.write_str(word)
     }
@@ -91,8 +116,11 @@ pub enum RecordResult {
     Failed,
     /// Failed because it was planned from a view that changed since; planned again.
     Outdated,
-    /// The pass did nothing: it would have removed too much.
+    /// The pass did nothing: it would have removed too much; or the guard refused a request.
     Refused,
+    /// The guard would have refused the request, and let it through (`guard --dry-run`).
+    #[serde(rename = "would_refuse")]
+    WouldRefuse,
 }
 
 /// Where one process writes its records.
@@ -170,6 +198,34 @@ impl Audit {
             error: None,
             notes: Vec::new(),
             inspect: None,
+            request: None,
+        };
+        self.append(&record, false).await
+    }
+
+    /// A request the guard refused (or, with `dry_run`, would have refused), and why.
+    pub async fn request_refused(
+        &self,
+        container: Option<&str>,
+        why: &str,
+        request: RequestSeen,
+        dry_run: bool,
+    ) -> Result<()> {
+        let record = Record {
+            time: now(),
+            pass: self.pass.clone(),
+            action: RecordAction::Request,
+            container: container.map(String::from),
+            id: None,
+            reason: why.into(),
+            result: match dry_run {
+                true => RecordResult::WouldRefuse,
+                false => RecordResult::Refused,
+            },
+            error: None,
+            notes: Vec::new(),
+            inspect: None,
+            request: Some(request),
         };
         self.append(&record, false).await
     }
@@ -186,6 +242,7 @@ impl Audit {
             error: None,
             notes: Vec::new(),
             inspect: None,
+            request: None,
         }
     }
 

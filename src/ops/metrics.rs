@@ -220,6 +220,72 @@ impl Metrics {
     }
 }
 
+/// What a metrics endpoint serves.
+pub trait Exposition: Send + Sync + 'static {
+    /// The text exposition format (version 0.0.4).
+    fn render(&self) -> Result<String>;
+}
+
+impl Exposition for Metrics {
+    fn render(&self) -> Result<String> {
+        Metrics::render(self)
+    }
+}
+
+/// The guard's counters: requests refused, and requests a dry run would have refused, by
+/// operation.
+pub struct Refusals {
+    registry: Registry,
+    refused: IntCounterVec,
+    would_refuse: IntCounterVec,
+}
+
+/// The `operation` labels of the guard's counters, all exported from the start.
+pub const OPERATIONS: [&str; 9] = [
+    "create", "remove", "stop", "kill", "pause", "rename", "update", "prune", "plugin",
+];
+
+impl Refusals {
+    pub fn new() -> Result<Refusals> {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str| -> Result<IntCounterVec> {
+            let c = IntCounterVec::new(Opts::new(name, help), &["operation"])?;
+            registry.register(Box::new(c.clone()))?;
+            for operation in OPERATIONS {
+                c.with_label_values(&[operation]);
+            }
+            Ok(c)
+        };
+        Ok(Refusals {
+            refused: counter(
+                "guestlist_refused_total",
+                "Engine API requests the guard refused since it started, by operation",
+            )?,
+            would_refuse: counter(
+                "guestlist_would_refuse_total",
+                "Engine API requests the guard would have refused (--dry-run), by operation",
+            )?,
+            registry,
+        })
+    }
+
+    pub fn count(&self, operation: &str, dry_run: bool) {
+        let counter = match dry_run {
+            true => &self.would_refuse,
+            false => &self.refused,
+        };
+        counter.with_label_values(&[operation]).inc();
+    }
+}
+
+impl Exposition for Refusals {
+    fn render(&self) -> Result<String> {
+        let mut out = Vec::new();
+        prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
+        Ok(String::from_utf8(out)?)
+    }
+}
+
 /// Scrapes served at once. Prometheus scrapes one at a time; more are left waiting in the
 /// listen backlog rather than each costing a task and a buffer.
 const SCRAPES_AT_ONCE: usize = 8;
@@ -232,7 +298,7 @@ const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Serve `GET /metrics` on `listener` until the process ends. Each connection is its own task,
 /// so a slow scraper delays nobody, and at most `SCRAPES_AT_ONCE` run.
-pub async fn serve(listener: tokio::net::TcpListener, metrics: std::sync::Arc<Metrics>) {
+pub async fn serve<M: Exposition>(listener: tokio::net::TcpListener, metrics: std::sync::Arc<M>) {
     use hyper::service::service_fn;
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(SCRAPES_AT_ONCE));
     let mut failing = false;
@@ -258,7 +324,7 @@ pub async fn serve(listener: tokio::net::TcpListener, metrics: std::sync::Arc<Me
         tokio::spawn(async move {
             let _slot = slot;
             let service = service_fn(move |request| {
-                let response = respond(&metrics, &request);
+                let response = respond(metrics.as_ref(), &request);
                 async move { Ok::<_, std::convert::Infallible>(response) }
             });
             let io = hyper_util::rt::TokioIo::new(stream);
@@ -271,7 +337,7 @@ pub async fn serve(listener: tokio::net::TcpListener, metrics: std::sync::Arc<Me
 
 type Body = http_body_util::Full<hyper::body::Bytes>;
 
-fn respond<B>(metrics: &Metrics, request: &hyper::Request<B>) -> hyper::Response<Body> {
+fn respond<B, M: Exposition>(metrics: &M, request: &hyper::Request<B>) -> hyper::Response<Body> {
     let reply = |status: u16, content_type: &str, body: String| {
         let mut response = hyper::Response::new(Body::from(body));
         *response.status_mut() =

@@ -26,7 +26,13 @@ pub struct Watcher {
 
 impl Watcher {
     /// Start a prepared `guestlist watch` command and wait until it says it is watching.
-    pub fn spawn(mut command: Command) -> Watcher {
+    pub fn spawn(command: Command) -> Watcher {
+        Watcher::spawn_until(command, "watching")
+    }
+
+    /// Start a prepared guestlist command that runs until stopped (`watch`, `guard`) and wait
+    /// until it logs `ready`.
+    pub fn spawn_until(mut command: Command, ready: &str) -> Watcher {
         let mut child = command
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
@@ -43,7 +49,7 @@ impl Watcher {
             }
         });
         let watcher = Watcher { child, log };
-        watcher.wait_for_log("watching", Duration::from_secs(20));
+        watcher.wait_for_log(ready, Duration::from_secs(20));
         watcher
     }
 
