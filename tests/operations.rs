@@ -224,6 +224,8 @@ fn the_systemd_units_verify_without_a_single_warning() {
         [
             "./guestlist-enforce.service",
             "./guestlist-enforce.timer",
+            "./guestlist-guard-proxy.service",
+            "./guestlist-guard.service",
             "./guestlist-watch.service",
             "podman.conf"
         ]

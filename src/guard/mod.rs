@@ -167,6 +167,10 @@ impl Guard {
     /// The verdict on one request, logged, audited and counted when it is a refusal. Under
     /// --dry-run a refusal is all of that and then allowed.
     pub async fn judge(&self, received: Received<'_>) -> Verdict {
+        // Reads change nothing: the common case, decided before anything is parsed.
+        if matches!(received.method, "GET" | "HEAD") {
+            return Verdict::Allow;
+        }
         let request = request::parse(received.method, received.uri, received.body);
         if request == Request::Other {
             return Verdict::Allow;

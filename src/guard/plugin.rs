@@ -96,7 +96,10 @@ pub async fn serve(listener: UnixListener, guard: Arc<Guard>) {
 async fn handle(request: Request<Incoming>, guard: &Guard) -> Response<Full<Bytes>> {
     let path = request.uri().path().to_string();
     match path.as_str() {
-        "/Plugin.Activate" => reply(StatusCode::OK, r#"{"Implements":["authz"]}"#.into()),
+        "/Plugin.Activate" => {
+            let _ = request.into_body().collect().await;
+            reply(StatusCode::OK, r#"{"Implements":["authz"]}"#.into())
+        }
         "/AuthZPlugin.AuthZReq" => {
             let answer = match read(request).await {
                 Ok(asked) => decide(&asked, guard).await,
@@ -111,8 +114,13 @@ async fn handle(request: Request<Incoming>, guard: &Guard) -> Response<Full<Byte
                 serde_json::to_string(&answer).unwrap_or_default(),
             )
         }
-        // Every decision was made before the engine acted.
-        "/AuthZPlugin.AuthZRes" => reply(StatusCode::OK, r#"{"Allow":true}"#.into()),
+        // Every decision was made before the engine acted. The question (with the whole
+        // answer the engine is about to give) is read to its end all the same: a reply that
+        // leaves it unread can close the connection under dockerd, which then denies.
+        "/AuthZPlugin.AuthZRes" => {
+            let _ = request.into_body().collect().await;
+            reply(StatusCode::OK, r#"{"Allow":true}"#.into())
+        }
         _ => reply(
             StatusCode::NOT_FOUND,
             format!(r#"{{"Err":"guestlist: no such plugin call: {path}"}}"#),

@@ -198,7 +198,38 @@ async fn handle(
             tokio::spawn(splice(client, engine));
         }
     }
+    if is_finite_read(&method, &uri) {
+        return whole(response).await;
+    }
     response.map(BodyExt::boxed)
+}
+
+/// Reads whose answer is one JSON document, never a stream: inspects, lists, `/info`,
+/// `/version`. The engine sends them chunked; passed on as they come, the end of each arrives
+/// in a second write, which costs every inspect a wake-up of the proxy and of the client. Read
+/// whole, they go out in one write with their length.
+fn is_finite_read(method: &str, uri: &str) -> bool {
+    let path = uri.split('?').next().unwrap_or_default();
+    method == "GET"
+        && (path.ends_with("/json") || path.ends_with("/info") || path.ends_with("/version"))
+}
+
+async fn whole(response: Response<Incoming>) -> Response<Body> {
+    let (mut parts, body) = response.into_parts();
+    match body.collect().await {
+        Ok(collected) => {
+            let bytes = collected.to_bytes();
+            parts.headers.remove(header::TRANSFER_ENCODING);
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, bytes.len().into());
+            Response::from_parts(parts, full(bytes))
+        }
+        Err(e) => {
+            let message = format!("guestlist guard: the engine's answer broke off: {e}");
+            answer(StatusCode::BAD_GATEWAY, &message)
+        }
+    }
 }
 
 /// Send `request` on the client's engine connection, opening one when there is none (or the
