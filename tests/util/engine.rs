@@ -186,6 +186,15 @@ impl OwnEngine {
         (self.dir.clone(), self._owned.take())
     }
 
+    /// Write a new daemon.json and have dockerd reload it (SIGHUP), as `systemctl reload
+    /// docker` does.
+    pub fn reload(&self, daemon_json: &str) {
+        std::fs::write(self.dir.join("daemon.json"), daemon_json).expect("daemon.json");
+        let pid = self.dockerd_pid().expect("dockerd.pid").to_string();
+        let sent = Command::new("kill").args(["-HUP", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "cannot signal dockerd");
+    }
+
     /// `unix:///...`, for `--host` and `DOCKER_HOST`.
     pub fn url(&self) -> String {
         format!("unix://{}", self.dir.join("docker.sock").display())
