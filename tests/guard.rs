@@ -653,7 +653,7 @@ fn plugin_refuses_by_name_id_and_prefix_answers_concurrently_and_a_restart_resto
         waiting.try_wait().expect("poll").is_none(),
         "the engine answered without its plugin"
     );
-    let _plugin = guard(&sb, Some(&engine.url()), &plugin_args);
+    let plugin = guard(&sb, Some(&engine.url()), &plugin_args);
     let out = waiting.wait_with_output().expect("docker ps");
     let listed = succeeds(out, "ps once the plugin is back");
     assert!(id.starts_with(&listed), "{listed}");
@@ -662,4 +662,14 @@ fn plugin_refuses_by_name_id_and_prefix_answers_concurrently_and_a_restart_resto
         "the engine answers at once again",
         || engine.docker_output(&["version"]).status.success(),
     );
+
+    // Break glass (README): with the plugin gone for good, dockerd reloads a configuration
+    // without it and answers again, with no restart.
+    drop(plugin);
+    engine.reload("{}");
+    let out = Command::new("timeout")
+        .args(["10", "docker", "-H", &engine.url(), "rm", "-f", &web])
+        .output()
+        .expect("docker rm");
+    succeeds(out, "rm -f once the plugin is out of the configuration");
 }
