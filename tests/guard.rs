@@ -360,6 +360,11 @@ fn enforce_through_the_proxy_recreates_and_replaces_what_it_must() {
     let sb = Sandbox::new();
     sb.run("web", &[], &["sleep", "600"]);
     sb.run("db", &[], &["sleep", "600"]);
+    // A sharer of db's network namespace, replaced with it (Podman keeps db while it has one,
+    // so it is left out there).
+    let shares = format!("container:{}", sb.name("db"));
+    let sharer =
+        (!util::podman()).then(|| sb.run("app", &["--network", &shares], &["sleep", "600"]));
     sb.snapshot(&[]);
     docker(&["rm", "-f", &sb.name("db")]);
     docker(&["rm", "-f", &sb.name("web")]);
@@ -367,6 +372,9 @@ fn enforce_through_the_proxy_recreates_and_replaces_what_it_must() {
     let (guard, host) = proxy(&sb, &[]);
     sb.expect(&["--host", &host, "enforce", "--stop-timeout", "0"], 0);
     assert!(sb.exists("db"), "recreated");
+    if let Some(old) = sharer {
+        assert_ne!(sb.id("app"), old, "the sharer is replaced along with db");
+    }
     assert_ne!(sb.id("web"), drifted, "replaced");
     let env = sb.inspect("web")["Config"]["Env"].to_string();
     assert!(!env.contains("DRIFT"), "{env}");

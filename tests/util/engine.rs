@@ -237,6 +237,13 @@ impl OwnEngine {
         super::image::import_into(&self.url(), tag, &[]);
     }
 
+    /// Whether its whole log (not only the tail `log` shows) contains `needle`.
+    pub fn log_contains(&self, needle: &str) -> bool {
+        std::fs::read_to_string(self.dir.join("dockerd.log"))
+            .unwrap_or_default()
+            .contains(needle)
+    }
+
     pub fn log(&self) -> String {
         let log = std::fs::read_to_string(self.dir.join("dockerd.log")).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
