@@ -462,9 +462,18 @@ fn the_guard_does_not_start_without_a_list() {
     let url = format!("unix://{}", sb.dir().join("guard.sock").display());
     let (code, _, stderr) = sb.gl(&["guard", "--listen", &url]);
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("the guard needs a list"), "{stderr}");
-    assert!(stderr.contains("guestlist snapshot"), "{stderr}");
+    assert!(stderr.contains("no state file at"), "{stderr}");
+    assert!(
+        stderr.contains("hint: run `guestlist snapshot`"),
+        "{stderr}"
+    );
     assert!(!sb.dir().join("guard.sock").exists());
+    // A list that does not load says what to do about that instead.
+    std::fs::create_dir_all(sb.state_path().parent().unwrap()).expect("state directory");
+    std::fs::write(sb.state_path(), "{ not a list").expect("a broken state file");
+    let (code, _, stderr) = sb.gl(&["guard", "--listen", &url]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("hint: fix the file by hand"), "{stderr}");
 }
 
 /// A plugin spec file that dockerd finds the guard by, removed when dropped.

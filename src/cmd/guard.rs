@@ -11,7 +11,6 @@ use tracing::info;
 
 use super::{Outcome, Settings, Shutdown};
 use crate::cli::GuardArgs;
-use crate::error::Hint;
 use crate::guard::proxy::{self, Upstream};
 use crate::guard::{plugin, Guard, Options};
 use crate::ops::audit::Audit;
@@ -34,9 +33,9 @@ async fn serve(settings: &Settings, args: GuardArgs) -> Result<Outcome> {
         plugin: args.plugin.clone(),
         any_engine: settings.any_engine,
     };
-    let guard = Arc::new(Guard::new(options, Arc::clone(&refusals)).context(Hint(
-        "run `guestlist snapshot` to record the list first".into(),
-    ))?);
+    let guard = Arc::new(Guard::new(options, Arc::clone(&refusals), || {
+        settings.load_state()
+    })?);
     if let Some(address) = args.metrics_listen {
         let listener = tokio::net::TcpListener::bind(address)
             .await

@@ -93,16 +93,16 @@ pub struct Guard {
 
 impl Guard {
     /// A guard with the list at `options.state_path`, which must load.
-    pub fn new(options: Options, refusals: Arc<Refusals>) -> Result<Guard> {
+    /// `load` reads the list, which must load (its errors carry the next step as their
+    /// outermost context, see `error::Hint`); the file's stamp is
+    /// taken first, so a change while it loads is read again at the first request.
+    pub fn new(
+        options: Options,
+        refusals: Arc<Refusals>,
+        load: impl FnOnce() -> Result<State>,
+    ) -> Result<Guard> {
         let stamp = stamp(&options.state_path);
-        let state = state::load(&options.state_path)
-            .map_err(anyhow::Error::from)
-            .with_context(|| {
-                format!(
-                    "the guard needs a list, and {} does not give one",
-                    options.state_path.display()
-                )
-            })?;
+        let state = load()?;
         Ok(Guard {
             options,
             list: Mutex::new(Loaded {
