@@ -109,23 +109,6 @@ impl Drop for Outside {
     }
 }
 
-fn http_get(address: &str, path: &str) -> String {
-    use std::io::Read;
-    let mut stream = std::net::TcpStream::connect(address).expect("connect to the metrics port");
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").expect("send");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("read");
-    answer
-}
-
-fn free_address() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    format!("127.0.0.1:{port}")
-}
-
 fn requests_in(sb: &Sandbox) -> Vec<Value> {
     sb.audit_log()
         .into_iter()
@@ -139,7 +122,7 @@ fn through_the_proxy_a_listed_container_stays_and_an_extra_never_runs() {
     let id = sb.run("web", &[], &["sleep", "600"]);
     let allow = format!("name={}-ok-*", sb.prefix);
     sb.snapshot(&["--allow", &allow]);
-    let metrics = free_address();
+    let metrics = util::free_address();
     let (guard, host) = proxy(&sb, &["--metrics-listen", &metrics]);
     let web = sb.name("web");
     let moved = sb.name("moved");
@@ -221,7 +204,7 @@ fn through_the_proxy_a_listed_container_stays_and_an_extra_never_runs() {
     assert!(removal["request"]["uid"].is_u64(), "{removal}");
     assert!(removal["request"]["pid"].is_i64(), "{removal}");
     assert_eq!(records[6]["container"], extra.as_str());
-    let scraped = http_get(&metrics, "/metrics");
+    let (_, scraped) = util::http_get(&metrics, "/metrics");
     for operation in [
         "remove", "stop", "kill", "pause", "rename", "update", "create",
     ] {

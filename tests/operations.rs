@@ -99,30 +99,12 @@ fn enforce_leaves_metrics_for_the_textfile_collector_even_when_it_fails() {
     assert!(value(&text, "guestlist_last_pass_timestamp_seconds") >= succeeded);
 }
 
-/// A plain HTTP/1.0 GET; returns the status line and the body.
-fn http_get(address: &str, path: &str) -> (String, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(address).expect("connect to the metrics port");
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").expect("send");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("read");
-    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
-    (
-        head.lines().next().unwrap_or_default().to_string(),
-        body.to_string(),
-    )
-}
-
 #[test]
 fn watch_serves_metrics_that_count_what_it_did() {
     let sb = Sandbox::new();
     sb.run("kept", &[], &[]);
     sb.snapshot(&[]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let address = format!("127.0.0.1:{port}");
+    let address = crate::util::free_address();
     let watch = sb.watch(&["--stop-timeout", "0", "--metrics-listen", &address]);
     watch.wait_for_log("serving metrics", std::time::Duration::from_secs(10));
     sb.run("intruder", &[], &[]);
@@ -130,11 +112,11 @@ fn watch_serves_metrics_that_count_what_it_did() {
         std::time::Duration::from_secs(20),
         "the extra is removed and counted",
         || {
-            let (_, body) = http_get(&address, "/metrics");
+            let (_, body) = crate::util::http_get(&address, "/metrics");
             body.contains(r#"guestlist_actions_total{kind="remove",result="ok"} 1"#)
         },
     );
-    let (status, body) = http_get(&address, "/metrics");
+    let (status, body) = crate::util::http_get(&address, "/metrics");
     assert!(status.contains("200"), "{status}");
     assert_eq!(
         value(&body, r#"guestlist_containers{state="allowed"}"#),
@@ -145,7 +127,7 @@ fn watch_serves_metrics_that_count_what_it_did() {
     let file = sb.dir().join("scraped.prom");
     std::fs::write(&file, &body).expect("write");
     promtool_accepts(&file);
-    let (status, _) = http_get(&address, "/nothing-here");
+    let (status, _) = crate::util::http_get(&address, "/nothing-here");
     assert!(status.contains("404"), "{status}");
 }
 

@@ -8,7 +8,6 @@ pub mod policy;
 pub mod proxy;
 pub mod request;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
@@ -273,14 +272,7 @@ impl Guard {
 /// The container an inspect describes, enough for the policy to place it.
 fn target_of(json: &Value) -> Observed {
     let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-    let labels: HashMap<String, String> = json["Config"]["Labels"]
-        .as_object()
-        .map(|l| {
-            l.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default();
+    let labels = request::string_map(&json["Config"]["Labels"]);
     let status = Status::from_word(json["State"]["Status"].as_str().unwrap_or_default());
     Observed {
         id: text(&json["Id"]),

@@ -31,8 +31,6 @@ pub const SOCKETS: &str = "/run/docker/plugins";
 /// An AuthZReq carries at most a 1 MiB body, base64-encoded, and the request's headers.
 const MAX_MESSAGE: usize = 4 << 20;
 
-const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
-
 /// What dockerd sends (`authorization.Request`); fields it adds later are ignored.
 #[derive(Debug, Deserialize)]
 struct AuthZRequest {
@@ -61,19 +59,15 @@ struct AuthZResponse {
 
 /// Serve dockerd on `listener` until the process ends; runs inside a `LocalSet`.
 pub async fn serve(listener: UnixListener, guard: Arc<Guard>) {
-    let mut failing = false;
+    let mut failures = crate::ops::accept::Failures::new("guard");
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => {
-                failing = false;
+                failures.ended();
                 stream
             }
             Err(e) => {
-                match std::mem::replace(&mut failing, true) {
-                    false => tracing::warn!("guard: cannot accept a connection: {e}"),
-                    true => tracing::debug!("guard: accept failed again: {e}"),
-                }
-                tokio::time::sleep(ACCEPT_RETRY).await;
+                failures.wait_after(e).await;
                 continue;
             }
         };

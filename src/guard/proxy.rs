@@ -30,9 +30,6 @@ type Body = BoxBody<Bytes, hyper::Error>;
 /// authorization plugin is 1 MiB, and a create is a few KiB.
 const MAX_CREATE_BODY: usize = 16 << 20;
 
-/// How long to wait after a failed `accept` (out of file descriptors) before the next.
-const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
-
 /// Where the engine listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Upstream {
@@ -85,19 +82,15 @@ where
 /// Serve clients on `listener` until the process ends; runs inside a `LocalSet`.
 pub async fn serve(listener: UnixListener, upstream: Upstream, guard: Arc<Guard>) {
     let upstream = Arc::new(upstream);
-    let mut failing = false;
+    let mut failures = crate::ops::accept::Failures::new("guard");
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => {
-                failing = false;
+                failures.ended();
                 stream
             }
             Err(e) => {
-                match std::mem::replace(&mut failing, true) {
-                    false => tracing::warn!("guard: cannot accept a connection: {e}"),
-                    true => tracing::debug!("guard: accept failed again: {e}"),
-                }
-                tokio::time::sleep(ACCEPT_RETRY).await;
+                failures.wait_after(e).await;
                 continue;
             }
         };

@@ -191,19 +191,24 @@ fn create(uri: &str, body: &[u8], libpod: bool) -> Create {
             &json["labels"],
         ),
     };
-    let labels = labels
-        .as_object()
-        .map(|l| {
-            l.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default();
+    let labels = string_map(labels);
     Create {
         name: name.map(|n| n.trim_start_matches('/').to_string()),
         image: image.as_str().unwrap_or_default().to_string(),
         labels,
     }
+}
+
+/// A JSON object of strings (labels), its other values left out.
+pub fn string_map(object: &Value) -> HashMap<String, String> {
+    object
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -292,31 +292,23 @@ const SCRAPES_AT_ONCE: usize = 8;
 /// How long a connection may take: a client that opens one and sends nothing must not hold a
 /// scrape slot for ever.
 const SCRAPE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-/// After a failed `accept` (out of file descriptors, say), try again this much later, not at
-/// once: the failure would repeat in a busy loop that starves the passes.
-const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Serve `GET /metrics` on `listener` until the process ends. Each connection is its own task,
 /// so a slow scraper delays nobody, and at most `SCRAPES_AT_ONCE` run.
 pub async fn serve<M: Exposition>(listener: tokio::net::TcpListener, metrics: std::sync::Arc<M>) {
     use hyper::service::service_fn;
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(SCRAPES_AT_ONCE));
-    let mut failing = false;
+    let mut failures = crate::ops::accept::Failures::new("metrics");
     loop {
         // Never closed, so acquiring fails only if it were; then serve unbounded.
         let slot = std::sync::Arc::clone(&slots).acquire_owned().await.ok();
         let stream = match listener.accept().await {
             Ok((stream, _)) => {
-                failing = false;
+                failures.ended();
                 stream
             }
             Err(e) => {
-                // Said once per run of failures, not ten times a second.
-                match std::mem::replace(&mut failing, true) {
-                    false => tracing::warn!("metrics: cannot accept a connection: {e}"),
-                    true => tracing::debug!("metrics: accept failed again: {e}"),
-                }
-                tokio::time::sleep(ACCEPT_RETRY).await;
+                failures.wait_after(e).await;
                 continue;
             }
         };

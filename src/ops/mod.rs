@@ -3,6 +3,7 @@
 //! back restarts of a container that keeps dying, metrics and logs tell what happened, and
 //! `files` writes all of these whole or not at all, where no other user can write.
 
+pub mod accept;
 pub mod audit;
 pub mod backoff;
 pub mod files;
