@@ -100,6 +100,53 @@ fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
 
+/// A docker CLI command whose output stays open (events, logs -f, stats), read line by line
+/// as it comes; killed when dropped.
+struct Stream {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Stream {
+    fn open(host: &str, args: &[&str]) -> Stream {
+        let mut child = Command::new("docker")
+            .env("DOCKER_HOST", host)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run the docker CLI");
+        let stdout = child.stdout.take().expect("piped");
+        let (seen, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = seen.send(line);
+            }
+        });
+        Stream { child, lines }
+    }
+
+    /// Wait up to 20 s for a line containing `needle`.
+    fn wait_for(&self, needle: &str, what: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let mut seen = Vec::new();
+        while !seen.iter().any(|l: &String| l.contains(needle)) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("{what}: no {needle:?} through the proxy; saw {seen:?}"),
+            }
+        }
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A container outside every sandbox's scope, removed when dropped.
 struct Outside(String);
 
@@ -263,43 +310,37 @@ fn exec_logs_attach_events_ps_and_compose_work_through_the_proxy() {
     let attached = succeeds(through(&host, &strs(&args), Some("attached\n")), "run -i");
     assert_eq!(attached, "attached");
 
-    // A stream that stays open: events arrive as they happen.
-    let mut events = Command::new("docker")
-        .env("DOCKER_HOST", &host)
-        .args([
+    // Streams that stay open: what they carry arrives as it happens, before any end.
+    let logs = Stream::open(&host, &["logs", "-f", &web]);
+    logs.wait_for("started", "logs -f");
+    let stats = Stream::open(&host, &["stats", "--format", "{{.Name}}", &web]);
+    // Podman's stats name the container without the leading `/` the CLI strips: it shows
+    // the name less its first letter.
+    stats.wait_for(&web[1..], "stats");
+    let events = Stream::open(
+        &host,
+        &[
             "events",
             "--filter",
             &format!("container={web}"),
             "--format",
             "{{.Action}}",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("docker events");
-    let stdout = events.stdout.take().expect("piped");
-    let (seen, got) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = seen.send(line);
-        }
-    });
+        ],
+    );
     std::thread::sleep(Duration::from_millis(500));
     succeeds(
         through(&host, &["restart", "-t", "0", &web], None),
         "restart",
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let mut actions = Vec::new();
-    while !actions.iter().any(|a: &String| a == "restart") {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match got.recv_timeout(left) {
-            Ok(action) => actions.push(action),
-            Err(_) => panic!("no restart event through the proxy; saw {actions:?}"),
-        }
-    }
-    let _ = events.kill();
-    let _ = events.wait();
+    events.wait_for("restart", "events");
+    drop((logs, stats, events));
+    // A request body of unknown length goes chunked: an image imported from stdin.
+    let tag = format!("{}-through:1", sb.prefix);
+    image::import_via(&host, &tag, &[&format!("LABEL {LABEL}={}", sb.prefix)]);
+    assert!(
+        docker_output(&["image", "inspect", &tag]).status.success(),
+        "imported"
+    );
 
     let file = sb.dir().join("compose.yaml");
     let limits = match util::podman() {

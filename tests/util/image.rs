@@ -44,6 +44,11 @@ pub fn import_into(host: &str, tag: &str, extra_changes: &[&str]) -> String {
     import_to(Some(host), false, tag, extra_changes)
 }
 
+/// `import` through the endpoint at `host` (a proxy in front of the engine under test).
+pub fn import_via(host: &str, tag: &str, extra_changes: &[&str]) -> String {
+    import_to(Some(host), super::podman(), tag, extra_changes)
+}
+
 fn import_to(host: Option<&str>, podman: bool, tag: &str, extra_changes: &[&str]) -> String {
     let root = tempfile::tempdir().expect("temporary directory");
     let bin = root.path().join("bin");
