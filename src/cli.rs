@@ -297,6 +297,33 @@ pub struct PassArgs {
     /// double; they reset once it stays up 10s)
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_period)]
     pub max_backoff: std::time::Duration,
+
+    /// After a pass that acted, failed, was held back by --max-removals or left drift, POST
+    /// a JSON notification to URL (repeatable; Slack, Mattermost and Rocket.Chat incoming
+    /// webhooks show its `text`). A situation that lasts is told once, not at every pass
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "GUESTLIST_NOTIFY",
+        hide_env_values = true,
+        value_delimiter = ',',
+        value_parser = parse_receiver
+    )]
+    pub notify: Vec<reqwest::Url>,
+
+    /// Tell a situation that lasts (a failure, a crash loop, a refused pass, drift a dry run
+    /// found) again at most this often
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_period)]
+    pub notify_repeat: std::time::Duration,
+}
+
+/// A `--notify` receiver: an http or https URL.
+fn parse_receiver(text: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(text.trim()).map_err(|e| format!("not a URL: {e}"))?;
+    match (url.scheme(), url.host_str()) {
+        ("http" | "https", Some(_)) => Ok(url),
+        _ => Err("must be an http:// or https:// URL".into()),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -330,6 +357,19 @@ mod tests {
 
     fn parse(args: &[&str]) -> Cli {
         Cli::try_parse_from(std::iter::once("guestlist").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn only_http_and_https_urls_are_receivers() {
+        for bad in [
+            "ftp://x/y",
+            "file:///tmp/x",
+            "hooks.slack.com/services/x",
+            "mailto:a@b",
+        ] {
+            assert!(parse_receiver(bad).is_err(), "{bad}");
+        }
+        assert!(parse_receiver(" https://hooks.slack.com/services/T/B/X ").is_ok());
     }
 
     #[test]

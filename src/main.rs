@@ -8,6 +8,7 @@ mod error;
 mod execute;
 mod export;
 mod guard;
+mod notify;
 mod observe;
 mod ops;
 mod plan;

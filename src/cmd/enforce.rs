@@ -1,6 +1,7 @@
 //! `guestlist enforce`: one reconciliation pass. Observe, plan, act, then observe again to tell
-//! the truth about whether the host now matches the list; with `--metrics-file`, leave what the
-//! pass found and did for node_exporter, whether it succeeded or not.
+//! the truth about whether the host now matches the list; with `--notify`, tell what it did or
+//! could not fix; with `--metrics-file`, leave what the pass found and did for node_exporter,
+//! whether it succeeded or not.
 
 use std::time::Instant;
 
@@ -11,31 +12,52 @@ use super::{print, Outcome, Settings};
 use crate::cli::EnforceArgs;
 use crate::engine::Engine;
 use crate::ops::metrics::{self, Metrics, PassFacts};
-use crate::plan::{ActionResult, PassEnd};
+use crate::plan::{ActionResult, PassEnd, Plan};
 use crate::record::state::State;
 use crate::{observe, plan, report};
 
 pub async fn run(settings: &Settings, args: EnforceArgs) -> Result<Outcome> {
     let options = PassOptions::from_args(&args.pass, settings.audit_path.clone(), true);
+    let notifier = settings.notifier(&args.pass);
     let started = Instant::now();
-    let mut seen = None;
+    let mut seen = Seen::default();
     let end = enforce(settings, &options, &mut seen).await;
+    // After acting, and whatever it says, the pass's outcome stands.
+    let mut failed_notifications = 0;
+    if let Some(notifier) = &notifier {
+        let (pass, verified) = (seen.pass.as_ref(), seen.verified.as_ref());
+        let report = pass::report("enforce", &options, pass, verified, &end, started.elapsed());
+        let telling = notifier.tell(&report).await;
+        for warning in &telling.warnings {
+            eprintln!("guestlist: warning: {warning}");
+        }
+        failed_notifications = telling.failed;
+    }
     if let Some(path) = &args.metrics_file {
         let ended = end.as_ref().map_or(PassEnd::Error, |end| *end);
-        let written = write_metrics(path, seen.as_ref(), ended, started);
-        if let Err(e) = written {
+        let facts = Written {
+            pass: seen.pass.as_ref(),
+            ended,
+            started,
+            failed_notifications,
+        };
+        if let Err(e) = write_metrics(path, &facts) {
             eprintln!("guestlist: warning: {e:#}");
         }
     }
     Ok(Outcome::of(end?, options.dry_run))
 }
 
-/// The pass itself; `seen` keeps what it found for the metrics, even when it fails later.
-async fn enforce(
-    settings: &Settings,
-    options: &PassOptions,
-    seen: &mut Option<Pass>,
-) -> Result<PassEnd> {
+/// What the pass found (kept for the metrics and the notification even when it fails later),
+/// and the drift that the host showed when read again after acting.
+#[derive(Default)]
+struct Seen {
+    pass: Option<Pass>,
+    verified: Option<Plan>,
+}
+
+/// The pass itself.
+async fn enforce(settings: &Settings, options: &PassOptions, seen: &mut Seen) -> Result<PassEnd> {
     // A dry run changes nothing, so it need not wait for a pass in progress.
     let _lock = match options.dry_run {
         true => None,
@@ -43,7 +65,8 @@ async fn enforce(
     };
     let state = settings.load_state()?;
     let engine = settings.connect_for(&state).await?;
-    let pass = seen.insert(pass::run(&engine, &state, &settings.history_path(), options).await?);
+    let pass = pass::run(&engine, &state, &settings.history_path(), options).await?;
+    let pass = seen.pass.insert(pass);
     for warning in &pass.warnings {
         eprintln!("guestlist: warning: {warning}");
     }
@@ -61,7 +84,13 @@ async fn enforce(
         Acted::Done(results) => {
             print(&report::results_text(results));
             if results.iter().all(|r| r.outcome.is_ok()) {
-                return verify(&engine, &state, pass, results).await;
+                let remaining = verify(&engine, &state, pass, results).await?;
+                let end = match remaining.is_empty() {
+                    true => PassEnd::InSync,
+                    false => PassEnd::Drift,
+                };
+                seen.verified = Some(remaining);
+                return Ok(end);
             }
             for held in &pass.held {
                 print(&format!("  {}  {}\n", held.name, report::held_back(held)));
@@ -84,7 +113,7 @@ async fn verify(
     state: &State,
     pass: &Pass,
     results: &[ActionResult],
-) -> Result<PassEnd> {
+) -> Result<Plan> {
     let held = &pass.held;
     let acted = results
         .iter()
@@ -107,30 +136,34 @@ async fn verify(
         let now = observe::again(engine, state, &pass.observed, &acted).await?;
         remaining = plan::plan(state, &now);
     }
-    if remaining.is_empty() {
-        return Ok(PassEnd::InSync);
+    if !remaining.is_empty() {
+        print(&format!(
+            "drift remains after the pass:\n{}",
+            report::plan_text(&remaining, held)
+        ));
     }
-    print(&format!(
-        "drift remains after the pass:\n{}",
-        report::plan_text(&remaining, held)
-    ));
-    Ok(PassEnd::Drift)
+    Ok(remaining)
 }
 
-fn write_metrics(
-    path: &std::path::Path,
-    pass: Option<&Pass>,
+/// What the metrics file says of a run.
+struct Written<'a> {
+    pass: Option<&'a Pass>,
     ended: PassEnd,
     started: Instant,
-) -> Result<()> {
+    failed_notifications: usize,
+}
+
+fn write_metrics(path: &std::path::Path, facts: &Written<'_>) -> Result<()> {
     let metrics = Metrics::new(false)?;
-    // The last success survives a failing run: read it back from the previous file.
-    if let Some(at) = std::fs::read_to_string(path)
-        .ok()
-        .and_then(|text| metrics::last_success_in(&text))
-    {
+    // The last success, and the notifications that failed, survive from run to run: read
+    // them back from the previous file.
+    let previous = std::fs::read_to_string(path).unwrap_or_default();
+    if let Some(at) = metrics::last_success_in(&previous) {
         metrics.set_last_success(at);
     }
+    let failed = metrics::notifications_failed_in(&previous) + facts.failed_notifications as u64;
+    metrics.count_failed_notifications(failed);
+    let pass = facts.pass;
     let results = match pass.map(|p| &p.acted) {
         Some(Acted::Done(results)) => results.as_slice(),
         _ => &[],
@@ -140,8 +173,8 @@ fn write_metrics(
         running: pass.map_or(0, |p| p.running),
         held_back: pass.map_or(0, |p| p.held.len()),
         results,
-        ended,
-        duration: started.elapsed(),
+        ended: facts.ended,
+        duration: facts.started.elapsed(),
     });
     metrics.write_file(path)
 }

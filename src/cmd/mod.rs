@@ -22,9 +22,10 @@ use anyhow::{Context, Result};
 use clap::CommandFactory;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, PassArgs};
 use crate::engine::{self, Engine};
 use crate::error::Hint;
+use crate::notify::{Notifier, Receiver};
 use crate::ops::audit;
 use crate::ops::lock::{self, Lock};
 use crate::plan::PassEnd;
@@ -147,6 +148,22 @@ impl Settings {
     /// The crash-loop backoff's memory of recent starts.
     pub fn history_path(&self) -> PathBuf {
         self.runtime_file("restarts.json")
+    }
+
+    /// What notifications told, so a lasting situation is not told at every pass.
+    pub fn notified_path(&self) -> PathBuf {
+        self.runtime_file("notified.json")
+    }
+
+    /// The notifier of `--notify`, if any receiver was given.
+    pub fn notifier(&self, args: &PassArgs) -> Option<Notifier> {
+        let receivers = args.notify.iter().cloned().map(Receiver::new).collect();
+        Notifier::new(
+            receivers,
+            args.notify_repeat,
+            self.notified_path(),
+            &self.endpoint,
+        )
     }
 
     /// Take the state file's lock, waiting for another guestlist to finish with it.

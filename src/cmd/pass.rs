@@ -13,6 +13,7 @@ use anyhow::Result;
 use crate::cli::PassArgs;
 use crate::engine::Engine;
 use crate::execute;
+use crate::notify;
 use crate::observe;
 use crate::ops::audit::Audit;
 use crate::ops::backoff::{self, Policy};
@@ -64,6 +65,8 @@ pub struct Pass {
     pub acted: Acted,
     /// Things that did not stop the pass but that the operator should hear about.
     pub warnings: Vec<String>,
+    /// Allowed containers guestlist started more than once without their staying up.
+    pub dying: BTreeSet<String>,
 }
 
 pub enum Acted {
@@ -146,6 +149,12 @@ pub async fn run(
             Acted::Done(results)
         }
     };
+    let dying = history
+        .containers
+        .iter()
+        .filter(|(_, attempts)| attempts.starts > 1)
+        .map(|(name, _)| name.clone())
+        .collect();
     if !options.dry_run && history != before {
         // Written and synced on the blocking pool, like the audit log: `watch` serves its
         // metrics meanwhile.
@@ -162,7 +171,53 @@ pub async fn run(
         held,
         acted,
         warnings,
+        dying,
     })
+}
+
+/// The notification of a pass: `pass` if it ran (with the drift `verified` after acting, if
+/// it was read again), and how it ended; a pass that ran and then failed says both.
+pub fn report(
+    command: &'static str,
+    options: &PassOptions,
+    pass: Option<&Pass>,
+    verified: Option<&Plan>,
+    end: &Result<PassEnd>,
+    duration: Duration,
+) -> notify::Report {
+    let Some(pass) = pass else {
+        let error = match end {
+            Err(e) => e,
+            Ok(_) => &anyhow::anyhow!("the pass ended without observing"),
+        };
+        return notify::Report::could_not_run(command, options.dry_run, error);
+    };
+    let (results, refused) = match &pass.acted {
+        Acted::Done(results) => (results.as_slice(), None),
+        Acted::Refused { removals, limit } => (
+            &[][..],
+            Some(notify::Refused {
+                removals: *removals,
+                limit: *limit,
+                message: refusal(*removals, *limit),
+            }),
+        ),
+        Acted::Nothing => (&[][..], None),
+    };
+    let seen = notify::PassSeen {
+        plan: &pass.plan,
+        verified,
+        held: &pass.held,
+        dying: &pass.dying,
+        results,
+        refused,
+    };
+    let ended = end.as_ref().map_or(PassEnd::Error, |end| *end);
+    let mut report = notify::Report::of_pass(command, options.dry_run, &seen, ended, duration);
+    if let Err(e) = end {
+        report.could_not_finish(e);
+    }
+    report
 }
 
 /// Waits before planning outdated actions again. A removal in progress frees its name within

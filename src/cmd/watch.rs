@@ -24,6 +24,7 @@ use super::{Outcome, Settings, Shutdown};
 use crate::cli::WatchArgs;
 use crate::engine::{Engine, Event};
 use crate::error;
+use crate::notify;
 use crate::ops::backoff::Policy;
 use crate::ops::metrics::{self, Metrics, PassFacts};
 use crate::plan::PassEnd;
@@ -67,6 +68,17 @@ pub async fn run(settings: &Settings, args: WatchArgs) -> Result<Outcome> {
         Some(address) => Some(serve_metrics(address).await?),
         None => None,
     };
+    let notices = settings.notifier(&args.pass).map(|notifier| {
+        let metrics = metrics.clone();
+        notify::Queue::start(
+            notifier,
+            Arc::new(move |n| {
+                if let Some(metrics) = &metrics {
+                    metrics.count_failed_notifications(n);
+                }
+            }),
+        )
+    });
     info!(
         "watching {} allowed containers at {} (state {}); full resync every {}",
         state.containers.len(),
@@ -87,6 +99,7 @@ pub async fn run(settings: &Settings, args: WatchArgs) -> Result<Outcome> {
                     health: &mut health,
                     last_held: Vec::new(),
                     metrics: metrics.as_deref(),
+                    notices: notices.as_ref(),
                     failed_passes: 0,
                     resynced: false,
                 };
@@ -101,6 +114,10 @@ pub async fn run(settings: &Settings, args: WatchArgs) -> Result<Outcome> {
                 if let Some(metrics) = &metrics {
                     metrics.record(&failed_pass());
                 }
+                // An engine restarting (an upgrade, a reboot) is no news; one that stays away is.
+                if let Some(notices) = notices.as_ref().filter(|_| health.down_for() >= OUTAGE) {
+                    notices.push(notify::Report::could_not_run("watch", options.dry_run, &e));
+                }
                 let delay = health.lost(&e);
                 tokio::select! {
                     () = sleep(delay) => {}
@@ -108,6 +125,9 @@ pub async fn run(settings: &Settings, args: WatchArgs) -> Result<Outcome> {
                 }
             }
         }
+    }
+    if let Some(notices) = notices {
+        notices.finish(notify::BUDGET).await;
     }
     info!("stopped");
     Ok(Outcome::Clean)
@@ -122,10 +142,15 @@ enum SessionEnd {
     Resubscribe,
 }
 
+/// How long the engine must be away before a notification says so.
+const OUTAGE: Duration = Duration::from_secs(30);
+
 /// Outage bookkeeping: one log line when the engine goes away, one when it answers again.
 #[derive(Default)]
 struct Health {
     failures: u32,
+    /// When the engine stopped answering.
+    since: Option<Instant>,
 }
 
 impl Health {
@@ -137,7 +162,13 @@ impl Health {
             debug!("still unreachable: {err:#}");
         }
         self.failures = self.failures.saturating_add(1);
+        self.since.get_or_insert_with(Instant::now);
         reconnect_delay(self.failures)
+    }
+
+    /// How long the engine has been away; zero while it answers.
+    fn down_for(&self) -> Duration {
+        self.since.map_or(Duration::ZERO, |since| since.elapsed())
     }
 
     fn answered(&mut self, endpoint: &str) {
@@ -145,6 +176,7 @@ impl Health {
             info!("the engine at {endpoint} answers again; resynced");
         }
         self.failures = 0;
+        self.since = None;
     }
 }
 
@@ -185,6 +217,7 @@ struct Session<'a> {
     /// What the last pass held back, so a crash loop is logged once per start, not per event.
     last_held: Vec<(String, u32)>,
     metrics: Option<&'a Metrics>,
+    notices: Option<&'a notify::Queue>,
     /// Passes that failed in a row while the engine still answered.
     failed_passes: u32,
     /// Whether the first pass of this connection has run (it is logged in full).
@@ -309,6 +342,17 @@ impl Session<'_> {
         if let Some(metrics) = self.metrics {
             metrics.record(&facts(pass, took));
         }
+        if let Some(notices) = self.notices {
+            let end = Ok(pass.end());
+            notices.push(pass::report(
+                "watch",
+                self.options,
+                Some(pass),
+                None,
+                &end,
+                took,
+            ));
+        }
         let soonest = pass.held.iter().map(|h| h.wait).min();
         Next::PassAt(Instant::now() + soonest.map_or(self.resync, |w| w.min(self.resync)))
     }
@@ -322,6 +366,13 @@ impl Session<'_> {
         }
         if let Some(metrics) = self.metrics {
             metrics.record(&failed_pass());
+        }
+        if let Some(notices) = self.notices {
+            notices.push(notify::Report::could_not_run(
+                "watch",
+                self.options.dry_run,
+                &e,
+            ));
         }
         self.failed_passes = self.failed_passes.saturating_add(1);
         let retry = PASS_RETRY.delay(self.failed_passes).min(self.resync);

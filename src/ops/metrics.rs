@@ -4,18 +4,21 @@
 //!
 //! Every series is a gauge describing the latest pass, so a file rewritten by each cron run
 //! means the same as a scrape of `watch`; only `watch`, which lives across passes, also exports
-//! counters (`_total`), which a one-shot process could only ever reset.
+//! counters (`_total`), which a one-shot process could only ever reset. One counter is in both:
+//! the notifications that failed, which a metrics file carries over from the run before it.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use prometheus::{Encoder, Gauge, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    Encoder, Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 use crate::plan::{Action, ActionResult, PassEnd, Plan};
 
 /// The `result` label of a pass.
-fn label(end: PassEnd) -> &'static str {
+pub fn label(end: PassEnd) -> &'static str {
     match end {
         PassEnd::InSync => "in_sync",
         PassEnd::Drift => "drift",
@@ -59,6 +62,7 @@ pub struct Metrics {
     last_actions: IntGaugeVec,
     /// Only for a process that lives across passes.
     totals: Option<(IntCounterVec, IntCounterVec)>,
+    failed_notifications: IntCounter,
 }
 
 impl Metrics {
@@ -90,7 +94,13 @@ impl Metrics {
             "Allowed containers that keep dying, whose next start waits (crash-loop backoff)",
         )?;
         registry.register(Box::new(held_back.clone()))?;
+        let failed_notifications = IntCounter::new(
+            FAILED_NOTIFICATIONS,
+            "Notifications (--notify) a receiver did not take after every try",
+        )?;
+        registry.register(Box::new(failed_notifications.clone()))?;
         let metrics = Metrics {
+            failed_notifications,
             duration: gauge(
                 "guestlist_pass_duration_seconds",
                 "How long the last pass took, from observing to acting and checking",
@@ -165,6 +175,11 @@ impl Metrics {
     /// must not make it look as if guestlist never succeeded).
     pub fn set_last_success(&self, at: f64) {
         self.last_success.set(at);
+    }
+
+    /// Count notifications a receiver did not take.
+    pub fn count_failed_notifications(&self, n: u64) {
+        self.failed_notifications.inc_by(n);
     }
 
     /// Record one pass ending now.
@@ -359,6 +374,16 @@ pub fn last_success_in(text: &str) -> Option<f64> {
         .filter(|v: &f64| *v > 0.0)
 }
 
+const FAILED_NOTIFICATIONS: &str = "guestlist_notifications_failed_total";
+
+/// The failed notifications a metrics file counted so far.
+pub fn notifications_failed_in(text: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(FAILED_NOTIFICATIONS)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 fn counts(plan: &Plan, running: usize) -> [(&'static str, usize); 8] {
     let actions = || plan.actions().chain(&plan.spared);
     let count = |f: fn(&Action) -> bool| actions().filter(|a| f(a)).count();
@@ -484,11 +509,27 @@ mod tests {
         assert_eq!(value(&text, "guestlist_held_back"), 1.0);
         assert_eq!(value(&text, "guestlist_pass_duration_seconds"), 0.25);
         assert_eq!(value(&text, "guestlist_last_pass_success"), 0.0);
-        assert!(
-            !text.contains("_total"),
-            "a one-shot run exports no counters"
+        let totals: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && l.contains("_total"))
+            .collect();
+        assert_eq!(
+            totals,
+            ["guestlist_notifications_failed_total 0"],
+            "a one-shot run exports no counters but the one it carries over"
         );
         assert_eq!(last_success_in(&text), None);
+    }
+
+    #[test]
+    fn failed_notifications_are_carried_over_from_run_to_run() {
+        let first = Metrics::new(false).unwrap();
+        first.count_failed_notifications(notifications_failed_in("") + 2);
+        let text = first.render().unwrap();
+        assert_eq!(notifications_failed_in(&text), 2);
+        let second = Metrics::new(false).unwrap();
+        second.count_failed_notifications(notifications_failed_in(&text) + 1);
+        assert_eq!(notifications_failed_in(&second.render().unwrap()), 3);
     }
 
     /// Every `guestlist_*` name in `text`.

@@ -1,0 +1,499 @@
+//! Once per situation: what a pass leaves unresolved (a container that keeps failing to be
+//! created, one that keeps dying, drift a dry run found, a pass held back by --max-removals, a
+//! pass that could not run) is told when it starts, when it changes and when it is resolved,
+//! and reminded of at most every `--notify-repeat` while it lasts; never at every pass.
+//!
+//! Pure: the memory of what was told comes in and goes out as a value, the clock is a
+//! parameter. `notify` keeps the memory in a runtime file, so one-shot `enforce` runs from cron
+//! share it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::{Action, ActionResult, Held, Plan};
+
+/// The key of the pass's own situation (refused, could not run) in the memory. Container names
+/// cannot hold parentheses, so it meets no container.
+pub const PASS: &str = "(pass)";
+
+/// The condition of a container whose start guestlist keeps repeating.
+pub const KEEPS_DYING: &str = "keeps dying";
+
+/// What is unresolved after one pass, by subject: a container's name, or `PASS`.
+pub type Conditions = BTreeMap<String, String>;
+
+/// A situation that was told: its condition, since when it holds, when it was last told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Told {
+    pub condition: String,
+    pub since_ms: u64,
+    pub told_ms: u64,
+}
+
+/// Every situation told and not yet resolved.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Memory {
+    #[serde(default)]
+    pub situations: BTreeMap<String, Told>,
+}
+
+/// Where a situation stands in this pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    /// Not told before.
+    New,
+    /// Told before with another condition.
+    Changed,
+    /// Unchanged, and last told `--notify-repeat` ago or longer: a reminder.
+    Ongoing,
+    /// Told before and gone now.
+    Resolved,
+}
+
+impl Stage {
+    pub fn word(self) -> &'static str {
+        match self {
+            Stage::New => "new",
+            Stage::Changed => "changed",
+            Stage::Ongoing => "ongoing",
+            Stage::Resolved => "resolved",
+        }
+    }
+}
+
+/// One situation worth telling now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct News {
+    pub subject: String,
+    pub stage: Stage,
+    /// The condition now; for a resolved situation, the condition it had.
+    pub condition: String,
+    pub since: SystemTime,
+}
+
+/// What to tell after a pass, and the memory to keep once it was told.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Review {
+    pub news: Vec<News>,
+    pub memory: Memory,
+}
+
+/// Compare what is unresolved now with what was told. `observed`: whether the pass saw the
+/// containers; a pass that could not run knows nothing about them, so their situations are
+/// neither resolved nor renewed by it.
+pub fn review(
+    told: &Memory,
+    now: &Conditions,
+    observed: bool,
+    at: SystemTime,
+    repeat: Duration,
+) -> Review {
+    let at_ms = millis(at);
+    let mut news = Vec::new();
+    let mut memory = Memory::default();
+    for (subject, condition) in now {
+        let (stage, since_ms, told_ms) = match told.situations.get(subject) {
+            None => (Some(Stage::New), at_ms, at_ms),
+            Some(t) if &t.condition != condition => (Some(Stage::Changed), at_ms, at_ms),
+            Some(t) if at_ms.saturating_sub(t.told_ms) >= millis_of(repeat) => {
+                (Some(Stage::Ongoing), t.since_ms, at_ms)
+            }
+            Some(t) => (None, t.since_ms, t.told_ms),
+        };
+        if let Some(stage) = stage {
+            news.push(News {
+                subject: subject.clone(),
+                stage,
+                condition: condition.clone(),
+                since: time_of(since_ms),
+            });
+        }
+        memory.situations.insert(
+            subject.clone(),
+            Told {
+                condition: condition.clone(),
+                since_ms,
+                told_ms,
+            },
+        );
+    }
+    for (subject, t) in &told.situations {
+        if now.contains_key(subject) {
+            continue;
+        }
+        if !observed && subject != PASS {
+            memory.situations.insert(subject.clone(), t.clone());
+            continue;
+        }
+        news.push(News {
+            subject: subject.clone(),
+            stage: Stage::Resolved,
+            condition: t.condition.clone(),
+            since: time_of(t.since_ms),
+        });
+    }
+    Review { news, memory }
+}
+
+/// What one pass leaves unresolved, by container: a failed action (`failed to create`), a
+/// container that keeps dying (its start held back, or repeated: `dying` are the containers
+/// guestlist started again without their staying up), else the drift that remains (`missing`,
+/// `stopped`, `changed Image`, `extra (image x)`). The error's text is not part of the
+/// condition: it can change from pass to pass (ids, times) while the situation does not.
+pub fn conditions(
+    remaining: &Plan,
+    results: &[ActionResult],
+    held: &[Held],
+    dying: &BTreeSet<String>,
+) -> Conditions {
+    let mut found = Conditions::new();
+    for action in remaining.actions().chain(&remaining.spared) {
+        let condition = match remaining.spared.contains(action) {
+            true => format!("{}, not replaced: guestlist runs in it", action.condition()),
+            false => action.condition(),
+        };
+        found.insert(action.name().to_string(), condition);
+    }
+    let restarted = results
+        .iter()
+        .filter(|r| r.outcome.is_ok() && dying.contains(r.action.name()))
+        .map(|r| r.action.name());
+    for name in held.iter().map(|h| h.name.as_str()).chain(restarted) {
+        found.insert(name.to_string(), KEEPS_DYING.to_string());
+    }
+    for r in results.iter().filter(|r| r.outcome.is_err()) {
+        let name = r.action.name().to_string();
+        found.insert(name, format!("failed to {}", r.action.verb()));
+    }
+    found
+}
+
+/// The drift that remains after acting, as far as the pass knows without reading the host
+/// again: what it planned, less what succeeded.
+pub fn remaining(plan: &Plan, results: &[ActionResult]) -> Plan {
+    let done: BTreeSet<&str> = results
+        .iter()
+        .filter(|r| r.outcome.is_ok())
+        .map(|r| r.action.name())
+        .collect();
+    let undone = |a: &&Action| !done.contains(a.name());
+    let mut in_sync = plan.in_sync.clone();
+    in_sync.extend(
+        plan.actions()
+            .filter(|a| done.contains(a.name()) && !matches!(a, Action::Remove { .. }))
+            .map(|a| a.name().to_string()),
+    );
+    Plan {
+        waves: plan
+            .waves
+            .iter()
+            .map(|wave| wave.iter().filter(undone).cloned().collect())
+            .collect(),
+        removing: plan
+            .removing
+            .iter()
+            .filter(|n| !done.contains(n.as_str()))
+            .cloned()
+            .collect(),
+        in_sync,
+        ..plan.clone()
+    }
+}
+
+fn millis(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn millis_of(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn time_of(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::plan::Reason;
+    use crate::record::spec::ContainerSpec;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_000_000 + secs)
+    }
+
+    fn conditions_of(pairs: &[(&str, &str)]) -> Conditions {
+        pairs
+            .iter()
+            .map(|(s, c)| (s.to_string(), c.to_string()))
+            .collect()
+    }
+
+    fn stages(review: &Review) -> Vec<(String, Stage)> {
+        review
+            .news
+            .iter()
+            .map(|n| (n.subject.clone(), n.stage))
+            .collect()
+    }
+
+    /// Passes one after another, each from the memory the one before left.
+    fn passes(steps: &[(u64, &[(&str, &str)])]) -> Vec<Vec<(String, Stage)>> {
+        let mut memory = Memory::default();
+        steps
+            .iter()
+            .map(|(secs, now)| {
+                let review = review(&memory, &conditions_of(now), true, at(*secs), HOUR);
+                memory = review.memory.clone();
+                stages(&review)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_failure_that_persists_is_told_once_then_reminded_hourly_then_resolved() {
+        let failing: &[(&str, &str)] = &[("web", "failed to create")];
+        let told = passes(&[
+            (0, failing),
+            (60, failing),
+            (120, failing),
+            (3599, failing),
+            (3600, failing),
+            (3660, failing),
+            (3720, &[]),
+            (3780, &[]),
+        ]);
+        let web = |stage| vec![("web".to_string(), stage)];
+        assert_eq!(
+            told,
+            [
+                web(Stage::New),
+                vec![],
+                vec![],
+                vec![],
+                web(Stage::Ongoing),
+                vec![],
+                web(Stage::Resolved),
+                vec![],
+            ]
+        );
+    }
+
+    #[test]
+    fn a_changed_condition_is_told_and_starts_its_own_clock() {
+        let mut memory = Memory::default();
+        let first = review(
+            &memory,
+            &conditions_of(&[("web", "stopped")]),
+            true,
+            at(0),
+            HOUR,
+        );
+        memory = first.memory;
+        let second = review(
+            &memory,
+            &conditions_of(&[("web", KEEPS_DYING)]),
+            true,
+            at(30),
+            HOUR,
+        );
+        assert_eq!(stages(&second), [("web".into(), Stage::Changed)]);
+        assert_eq!(second.news[0].since, at(30));
+        assert_eq!(second.memory.situations["web"].since_ms, millis(at(30)));
+    }
+
+    #[test]
+    fn a_reminder_keeps_when_the_situation_began() {
+        let mut memory = Memory::default();
+        let now = conditions_of(&[(PASS, "refused")]);
+        memory = review(&memory, &now, true, at(0), HOUR).memory;
+        let reminder = review(&memory, &now, true, at(7200), HOUR);
+        assert_eq!(reminder.news[0].stage, Stage::Ongoing);
+        assert_eq!(reminder.news[0].since, at(0));
+        assert_eq!(reminder.memory.situations[PASS].told_ms, millis(at(7200)));
+    }
+
+    #[test]
+    fn a_pass_that_could_not_run_resolves_nothing_about_the_containers() {
+        let mut memory = Memory::default();
+        memory = review(
+            &memory,
+            &conditions_of(&[("web", "failed to create")]),
+            true,
+            at(0),
+            HOUR,
+        )
+        .memory;
+        let down = review(
+            &memory,
+            &conditions_of(&[(PASS, "could not run")]),
+            false,
+            at(60),
+            HOUR,
+        );
+        assert_eq!(stages(&down), [(PASS.into(), Stage::New)]);
+        assert!(down.memory.situations.contains_key("web"));
+        let back = review(&down.memory, &Conditions::new(), true, at(120), HOUR);
+        let mut resolved = stages(&back);
+        resolved.sort();
+        assert_eq!(
+            resolved,
+            [
+                (PASS.into(), Stage::Resolved),
+                ("web".into(), Stage::Resolved)
+            ]
+        );
+        assert!(back.memory.situations.is_empty());
+    }
+
+    #[test]
+    fn nothing_unresolved_and_nothing_told_is_quiet() {
+        let quiet = review(&Memory::default(), &Conditions::new(), true, at(0), HOUR);
+        assert!(quiet.news.is_empty());
+        assert_eq!(quiet.memory, Memory::default());
+    }
+
+    #[test]
+    fn a_clock_that_went_back_neither_reminds_nor_panics() {
+        let mut memory = Memory::default();
+        let now = conditions_of(&[("web", "stopped")]);
+        memory = review(&memory, &now, true, at(7200), HOUR).memory;
+        assert!(review(&memory, &now, true, at(0), HOUR).news.is_empty());
+    }
+
+    fn spec() -> ContainerSpec {
+        serde_json::from_value(serde_json::json!({"image": "img:1", "image_id": "sha256:1"}))
+            .unwrap()
+    }
+
+    fn create(name: &str) -> Action {
+        Action::Create {
+            name: name.into(),
+            spec: spec(),
+            start: true,
+        }
+    }
+
+    fn start(name: &str) -> Action {
+        Action::Start {
+            name: name.into(),
+            id: format!("{name}-id"),
+            spec: spec(),
+        }
+    }
+
+    fn remove(name: &str) -> Action {
+        Action::Remove {
+            name: name.into(),
+            id: format!("{name}-id"),
+            image: "busybox".into(),
+        }
+    }
+
+    fn ok(action: Action) -> ActionResult {
+        ActionResult {
+            action,
+            outcome: Ok(vec![]),
+            outdated: false,
+        }
+    }
+
+    fn failed(action: Action) -> ActionResult {
+        ActionResult {
+            action,
+            outcome: Err(anyhow::anyhow!("No such image: img:1 (sha256:1)")),
+            outdated: false,
+        }
+    }
+
+    #[test]
+    fn what_succeeded_leaves_the_drift_and_what_failed_stays() {
+        let plan = Plan {
+            waves: vec![vec![remove("intruder")], vec![create("web"), create("db")]],
+            in_sync: vec!["cache".into()],
+            ..Plan::default()
+        };
+        let results = [
+            ok(remove("intruder")),
+            ok(create("db")),
+            failed(create("web")),
+        ];
+        let left = remaining(&plan, &results);
+        let names: Vec<&str> = left.actions().map(Action::name).collect();
+        assert_eq!(names, ["web"]);
+        assert_eq!(left.in_sync, ["cache", "db"]);
+        let found = conditions(&left, &results, &[], &BTreeSet::new());
+        assert_eq!(found, conditions_of(&[("web", "failed to create")]));
+    }
+
+    #[test]
+    fn a_container_started_again_and_again_keeps_dying_whether_started_or_held() {
+        let plan = Plan {
+            waves: vec![vec![start("db"), start("web")]],
+            ..Plan::default()
+        };
+        let dying: BTreeSet<String> = ["db".to_string()].into();
+        let results = [ok(start("db")), ok(start("web"))];
+        let started = conditions(&remaining(&plan, &results), &results, &[], &dying);
+        assert_eq!(started, conditions_of(&[("db", KEEPS_DYING)]));
+
+        let held = [Held {
+            name: "db".into(),
+            starts: 3,
+            wait: Duration::from_secs(4),
+            behind: None,
+        }];
+        let waiting = conditions(&remaining(&plan, &[]), &[], &held, &dying);
+        assert_eq!(
+            waiting,
+            conditions_of(&[("db", KEEPS_DYING), ("web", "stopped")])
+        );
+    }
+
+    #[test]
+    fn drift_found_is_named_by_its_condition() {
+        let replace = Action::Replace {
+            name: "api".into(),
+            id: "api-id".into(),
+            spec: spec(),
+            start: true,
+            reason: Reason::Dependency("db".into()),
+        };
+        let plan = Plan {
+            waves: vec![
+                vec![remove("intruder")],
+                vec![create("web"), replace.clone()],
+            ],
+            spared: vec![Action::Replace {
+                name: "me".into(),
+                id: "me-id".into(),
+                spec: spec(),
+                start: true,
+                reason: Reason::Dependency("db".into()),
+            }],
+            ..Plan::default()
+        };
+        let found = conditions(&plan, &[], &[], &BTreeSet::new());
+        assert_eq!(
+            found,
+            conditions_of(&[
+                ("api", "shares a namespace with db, which is recreated"),
+                ("intruder", "extra (image busybox)"),
+                (
+                    "me",
+                    "shares a namespace with db, which is recreated, not replaced: guestlist \
+                     runs in it"
+                ),
+                ("web", "missing"),
+            ])
+        );
+    }
+}
