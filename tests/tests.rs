@@ -21,6 +21,8 @@ mod fidelity;
 mod flow;
 /// `guestlist guard`: the socket proxy and the authorization plugin.
 mod guard;
+/// `--notify`: notifications to a real receiver, once per situation, never in the way.
+mod notify;
 /// Metrics, and the contrib files checked by the tools that read them.
 mod operations;
 /// Another orchestrator's containers (swarm, compose deploys) are its own.

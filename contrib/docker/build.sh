@@ -23,8 +23,16 @@ if ! ldd "$binary" 2>&1 | grep -qE 'statically linked|not a dynamic executable';
     exit 1
 fi
 
+# The trusted roots for HTTPS notifications (--notify): a FROM scratch image has none.
+roots=/etc/ssl/certs/ca-certificates.crt
+if [ ! -s "$roots" ]; then
+    echo "build.sh: $roots is missing; install Debian's ca-certificates" >&2
+    exit 1
+fi
+
 context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
 cp "$binary" "$context/guestlist"
+cp "$roots" "$context/ca-certificates.crt"
 docker build --quiet --tag "$TAG" --file contrib/docker/Dockerfile "$context" >/dev/null
 echo "built $TAG ($(du -h "$binary" | cut -f1) binary, $PROFILE)"

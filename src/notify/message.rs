@@ -31,7 +31,7 @@ pub fn worth_telling(report: &Report, news: &[News]) -> bool {
 fn events(report: &Report) -> impl Iterator<Item = &Done> {
     report.actions.iter().filter(|d| {
         d.error.is_none()
-            && report.conditions.get(&d.container).map(String::as_str) != Some(KEEPS_DYING)
+            && report.conditions.get(&d.container).map(|c| c.said.as_str()) != Some(KEEPS_DYING)
     })
 }
 
@@ -57,6 +57,7 @@ pub fn body(host: &Host, report: &Report, news: &[News]) -> Value {
         .map(|n| {
             json!({
                 "container": (n.subject != PASS).then_some(&n.subject),
+                "kind": n.kind,
                 "condition": n.condition,
                 "state": n.stage.word(),
                 "since": rfc3339(n.since),
@@ -109,7 +110,7 @@ pub fn text(host: &Host, report: &Report, news: &[News]) -> String {
                 ago(n.since, report.at)
             ),
             Stage::Resolved if acted.contains(&n.subject.as_str()) => continue,
-            Stage::Resolved => resolution(&n.subject, &n.condition),
+            Stage::Resolved => resolution(n),
         };
         parts.push(part);
     }
@@ -142,11 +143,14 @@ fn situation(report: &Report, subject: &str, condition: &str) -> String {
     }
 }
 
-fn resolution(subject: &str, was: &str) -> String {
-    match (subject == PASS, was.starts_with("extra")) {
-        (true, _) => format!("passes run and act again (was: {})", first_words(was)),
-        (false, true) => format!("{subject} is gone"),
-        (false, false) => format!("{subject} is back in sync"),
+fn resolution(n: &News) -> String {
+    match (n.subject == PASS, n.kind == "extra") {
+        (true, _) => format!(
+            "passes run and act again (was: {})",
+            first_words(&n.condition)
+        ),
+        (false, true) => format!("{} is gone", n.subject),
+        (false, false) => format!("{} is back in sync", n.subject),
     }
 }
 
@@ -181,7 +185,7 @@ fn rfc3339(t: SystemTime) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::notify::situation::Conditions;
+    use crate::notify::situation::{Condition, Conditions};
     use crate::notify::Refused;
     use crate::plan::PassEnd;
     use std::time::{Duration, UNIX_EPOCH};
@@ -220,7 +224,7 @@ mod tests {
             error: None,
             conditions: conditions
                 .iter()
-                .map(|(s, c)| (s.to_string(), c.to_string()))
+                .map(|(s, c)| (s.to_string(), Condition::new("failing", *c)))
                 .collect::<Conditions>(),
         }
     }
@@ -229,6 +233,7 @@ mod tests {
         News {
             subject: subject.into(),
             stage,
+            kind: "failing".into(),
             condition: condition.into(),
             since: at(since),
         }
@@ -262,7 +267,10 @@ mod tests {
         let told = [
             news("db", Stage::Ongoing, KEEPS_DYING, 0),
             news("web", Stage::Resolved, "failed to create", 0),
-            news("intruder", Stage::Resolved, "extra (image busybox)", 0),
+            News {
+                kind: "extra".into(),
+                ..news("intruder", Stage::Resolved, "extra (image busybox)", 0)
+            },
         ];
         let r = Report {
             at: at(3 * 3600 + 125),

@@ -20,7 +20,7 @@ use serde_json::Value;
 pub use deliver::{Receiver, BUDGET};
 
 pub use message::Host;
-use situation::{Conditions, Memory, PASS};
+use situation::{Condition, Conditions, Memory, PASS};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -98,7 +98,7 @@ impl Report {
         let mut conditions = situation::conditions(&remaining, seen.results, seen.held, seen.dying);
         if let Some(r) = &seen.refused {
             let condition = format!("over --max-removals: {} of {}", r.removals, r.limit);
-            conditions.insert(PASS.into(), condition);
+            conditions.insert(PASS.into(), Condition::new("refused", condition));
         }
         Report {
             command,
@@ -126,7 +126,11 @@ impl Report {
             drift: None,
             refused: None,
             error: Some(crate::error::cause(error)),
-            conditions: [(PASS.to_string(), "the pass could not run".to_string())].into(),
+            conditions: [(
+                PASS.to_string(),
+                Condition::new("error", "the pass could not run"),
+            )]
+            .into(),
         }
     }
 
@@ -134,7 +138,7 @@ impl Report {
     pub fn could_not_finish(&mut self, error: &anyhow::Error) {
         self.ended = PassEnd::Error;
         self.error = Some(crate::error::cause(error));
-        let condition = "the pass could not finish".to_string();
+        let condition = Condition::new("error", "the pass could not finish");
         self.conditions.insert(PASS.into(), condition);
     }
 

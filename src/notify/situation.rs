@@ -3,6 +3,11 @@
 //! pass that could not run) is told when it starts, when it changes and when it is resolved,
 //! and reminded of at most every `--notify-repeat` while it lasts; never at every pass.
 //!
+//! A situation changes when its kind does, not its wording: one lasting failure shows as a
+//! failed create, then a failed start of the container that create left, then a start held
+//! back by the crash-loop backoff (seen on Docker 20.10 with a network that is gone), and that
+//! is one situation.
+//!
 //! Pure: the memory of what was told comes in and goes out as a value, the clock is a
 //! parameter. `notify` keeps the memory in a runtime file, so one-shot `enforce` runs from cron
 //! share it.
@@ -21,13 +26,36 @@ pub const PASS: &str = "(pass)";
 /// The condition of a container whose start guestlist keeps repeating.
 pub const KEEPS_DYING: &str = "keeps dying";
 
-/// What is unresolved after one pass, by subject: a container's name, or `PASS`.
-pub type Conditions = BTreeMap<String, String>;
+/// The kind of a container that guestlist tries and fails to fix: a failed action, a crash
+/// loop.
+pub const FAILING: &str = "failing";
 
-/// A situation that was told: its condition, since when it holds, when it was last told.
+/// What is wrong with a subject: the kind of situation (`failing`, `missing`, `stopped`,
+/// `changed`, `extra`; for the pass `refused`, `error`), and how it reads now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    pub kind: &'static str,
+    pub said: String,
+}
+
+impl Condition {
+    pub fn new(kind: &'static str, said: impl Into<String>) -> Condition {
+        Condition {
+            kind,
+            said: said.into(),
+        }
+    }
+}
+
+/// What is unresolved after one pass, by subject: a container's name, or `PASS`.
+pub type Conditions = BTreeMap<String, Condition>;
+
+/// A situation that was told: its kind and condition, since when it holds, when it was last
+/// told.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Told {
+    pub kind: String,
     pub condition: String,
     pub since_ms: u64,
     pub told_ms: u64,
@@ -70,6 +98,7 @@ impl Stage {
 pub struct News {
     pub subject: String,
     pub stage: Stage,
+    pub kind: String,
     /// The condition now; for a resolved situation, the condition it had.
     pub condition: String,
     pub since: SystemTime,
@@ -98,7 +127,7 @@ pub fn review(
     for (subject, condition) in now {
         let (stage, since_ms, told_ms) = match told.situations.get(subject) {
             None => (Some(Stage::New), at_ms, at_ms),
-            Some(t) if &t.condition != condition => (Some(Stage::Changed), at_ms, at_ms),
+            Some(t) if t.kind != condition.kind => (Some(Stage::Changed), at_ms, at_ms),
             Some(t) if at_ms.saturating_sub(t.told_ms) >= millis_of(repeat) => {
                 (Some(Stage::Ongoing), t.since_ms, at_ms)
             }
@@ -108,14 +137,16 @@ pub fn review(
             news.push(News {
                 subject: subject.clone(),
                 stage,
-                condition: condition.clone(),
+                kind: condition.kind.to_string(),
+                condition: condition.said.clone(),
                 since: time_of(since_ms),
             });
         }
         memory.situations.insert(
             subject.clone(),
             Told {
-                condition: condition.clone(),
+                kind: condition.kind.to_string(),
+                condition: condition.said.clone(),
                 since_ms,
                 told_ms,
             },
@@ -132,6 +163,7 @@ pub fn review(
         news.push(News {
             subject: subject.clone(),
             stage: Stage::Resolved,
+            kind: t.kind.clone(),
             condition: t.condition.clone(),
             since: time_of(t.since_ms),
         });
@@ -152,22 +184,28 @@ pub fn conditions(
 ) -> Conditions {
     let mut found = Conditions::new();
     for action in remaining.actions().chain(&remaining.spared) {
-        let condition = match remaining.spared.contains(action) {
+        let said = match remaining.spared.contains(action) {
             true => format!("{}, not replaced: guestlist runs in it", action.condition()),
             false => action.condition(),
         };
-        found.insert(action.name().to_string(), condition);
+        let kind = match action {
+            Action::Create { .. } => "missing",
+            Action::Start { .. } => "stopped",
+            Action::Replace { .. } => "changed",
+            Action::Remove { .. } => "extra",
+        };
+        found.insert(action.name().to_string(), Condition::new(kind, said));
     }
     let restarted = results
         .iter()
         .filter(|r| r.outcome.is_ok() && dying.contains(r.action.name()))
         .map(|r| r.action.name());
     for name in held.iter().map(|h| h.name.as_str()).chain(restarted) {
-        found.insert(name.to_string(), KEEPS_DYING.to_string());
+        found.insert(name.to_string(), Condition::new(FAILING, KEEPS_DYING));
     }
     for r in results.iter().filter(|r| r.outcome.is_err()) {
-        let name = r.action.name().to_string();
-        found.insert(name, format!("failed to {}", r.action.verb()));
+        let said = format!("failed to {}", r.action.verb());
+        found.insert(r.action.name().to_string(), Condition::new(FAILING, said));
     }
     found
 }
@@ -230,11 +268,26 @@ mod tests {
         UNIX_EPOCH + Duration::from_secs(1_000_000 + secs)
     }
 
+    /// Conditions from (subject, said) pairs; the kind is the first word of what is said,
+    /// `failing` for failures and crash loops, as `conditions` makes them.
     fn conditions_of(pairs: &[(&str, &str)]) -> Conditions {
         pairs
             .iter()
-            .map(|(s, c)| (s.to_string(), c.to_string()))
+            .map(|(s, c)| (s.to_string(), condition(c)))
             .collect()
+    }
+
+    fn condition(said: &str) -> Condition {
+        let kind = match said.split([' ', ',', ':']).next().unwrap_or_default() {
+            _ if said.starts_with("failed") || said == KEEPS_DYING => FAILING,
+            "missing" => "missing",
+            "stopped" => "stopped",
+            "extra" => "extra",
+            "refused" => "refused",
+            "could" => "error",
+            _ => "changed",
+        };
+        Condition::new(kind, said)
     }
 
     fn stages(review: &Review) -> Vec<(String, Stage)> {
@@ -288,6 +341,20 @@ mod tests {
     }
 
     #[test]
+    fn one_lasting_failure_in_other_words_is_not_told_again() {
+        let told = passes(&[
+            (0, &[("web", "failed to create")]),
+            (60, &[("web", "failed to start")]),
+            (120, &[("web", KEEPS_DYING)]),
+            (180, &[("web", "failed to start")]),
+        ]);
+        assert_eq!(
+            told,
+            [vec![("web".into(), Stage::New)], vec![], vec![], vec![]]
+        );
+    }
+
+    #[test]
     fn a_changed_condition_is_told_and_starts_its_own_clock() {
         let mut memory = Memory::default();
         let first = review(
@@ -300,7 +367,7 @@ mod tests {
         memory = first.memory;
         let second = review(
             &memory,
-            &conditions_of(&[("web", KEEPS_DYING)]),
+            &conditions_of(&[("web", "missing")]),
             true,
             at(30),
             HOUR,
@@ -313,7 +380,7 @@ mod tests {
     #[test]
     fn a_reminder_keeps_when_the_situation_began() {
         let mut memory = Memory::default();
-        let now = conditions_of(&[(PASS, "refused")]);
+        let now = conditions_of(&[(PASS, "refused: over --max-removals")]);
         memory = review(&memory, &now, true, at(0), HOUR).memory;
         let reminder = review(&memory, &now, true, at(7200), HOUR);
         assert_eq!(reminder.news[0].stage, Stage::Ongoing);

@@ -5,6 +5,7 @@
 pub mod engine;
 pub mod image;
 pub mod proxy;
+pub mod receiver;
 pub mod watch;
 
 use std::path::{Path, PathBuf};
