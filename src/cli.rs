@@ -309,7 +309,7 @@ pub struct PassArgs {
         value_delimiter = ',',
         value_parser = parse_receiver
     )]
-    pub notify: Vec<reqwest::Url>,
+    pub notify: Vec<Receiver>,
 
     /// Tell a situation that lasts (a failure, a crash loop, a refused pass, drift a dry run
     /// found) again at most this often
@@ -317,11 +317,18 @@ pub struct PassArgs {
     pub notify_repeat: std::time::Duration,
 }
 
-/// A `--notify` receiver: an http or https URL.
-fn parse_receiver(text: &str) -> Result<reqwest::Url, String> {
+/// A `--notify` value: an http or https URL, or nothing (`GUESTLIST_NOTIFY=` set empty by a
+/// compose file or a unit that passes it through).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receiver(pub Option<reqwest::Url>);
+
+fn parse_receiver(text: &str) -> Result<Receiver, String> {
+    if text.trim().is_empty() {
+        return Ok(Receiver(None));
+    }
     let url = reqwest::Url::parse(text.trim()).map_err(|e| format!("not a URL: {e}"))?;
     match (url.scheme(), url.host_str()) {
-        ("http" | "https", Some(_)) => Ok(url),
+        ("http" | "https", Some(_)) => Ok(Receiver(Some(url))),
         _ => Err("must be an http:// or https:// URL".into()),
     }
 }
@@ -369,7 +376,10 @@ mod tests {
         ] {
             assert!(parse_receiver(bad).is_err(), "{bad}");
         }
-        assert!(parse_receiver(" https://hooks.slack.com/services/T/B/X ").is_ok());
+        assert!(
+            parse_receiver(" https://hooks.slack.com/services/T/B/X ").is_ok_and(|r| r.0.is_some())
+        );
+        assert_eq!(parse_receiver(""), Ok(Receiver(None)));
     }
 
     #[test]

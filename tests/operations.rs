@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::util::receiver::{Answer, Receiver};
 use crate::util::{docker, Sandbox};
 
 /// The value of one series in a metrics text.
@@ -586,4 +587,71 @@ fn the_ansible_playbook_passes_its_syntax_check_and_ships_a_valid_list() {
     let (code, _, stderr) = sb.gl(&args);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("did you mean `Memory`?"), "{stderr}");
+}
+
+#[test]
+fn the_image_carries_trusted_roots_and_notifies_over_https_by_host_name() {
+    let image = container_image();
+    let sb = Sandbox::new();
+    let label = format!("{}={}", crate::util::LABEL, sb.prefix);
+    // The build host's bundle is in the image, where the system's roots are looked for.
+    let made = docker(&["create", "--label", &label, image]);
+    let copied = crate::util::docker_output(&[
+        "cp",
+        &format!("{made}:/etc/ssl/certs/ca-certificates.crt"),
+        "-",
+    ]);
+    assert!(copied.status.success(), "{copied:?}");
+    assert!(
+        String::from_utf8_lossy(&copied.stdout).contains("-----BEGIN CERTIFICATE-----"),
+        "no certificates in the image's bundle"
+    );
+    docker(&["rm", &made]);
+
+    // A receiver the image trusts only through the bundle at that path, reached by a name
+    // that only the container's /etc/hosts knows: the static binary resolves it itself.
+    sb.run("kept", &[], &[]);
+    sb.snapshot(&[]);
+    sb.run("intruder", &[], &[]);
+    let ca = sb.dir().join("ca.pem");
+    let receiver = Receiver::start_tls(Answer::Take, &ca, "receiver.test");
+    let socket = format!("{}:/var/run/docker.sock", crate::util::engine_socket());
+    let state = format!(
+        "{}:/var/lib/guestlist",
+        sb.state_path().parent().expect("state dir").display()
+    );
+    let roots = format!("{}:/etc/ssl/certs/ca-certificates.crt:ro", ca.display());
+    let url = receiver.url();
+    let out = crate::util::docker_output(&[
+        "run",
+        "--rm",
+        "--label",
+        &label,
+        "--network",
+        "host",
+        "--add-host",
+        "receiver.test:127.0.0.1",
+        "-v",
+        &socket,
+        "-v",
+        &state,
+        "-v",
+        &roots,
+        image,
+        "enforce",
+        "--stop-timeout",
+        "0",
+        "--notify",
+        &url,
+    ]);
+    let logs =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{logs}");
+    let bodies = receiver.bodies();
+    assert_eq!(bodies.len(), 1, "{logs}");
+    let text = bodies[0]["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains(&format!("{} removed", sb.name("intruder"))),
+        "{text}"
+    );
 }

@@ -157,7 +157,12 @@ impl Settings {
 
     /// The notifier of `--notify`, if any receiver was given.
     pub fn notifier(&self, args: &PassArgs) -> Option<Notifier> {
-        let receivers = args.notify.iter().cloned().map(Receiver::new).collect();
+        let receivers = args
+            .notify
+            .iter()
+            .filter_map(|r| r.0.clone())
+            .map(Receiver::new)
+            .collect();
         Notifier::new(
             receivers,
             args.notify_repeat,
