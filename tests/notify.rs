@@ -232,7 +232,16 @@ fn watch_tells_an_intruders_removal_within_seconds() {
     sb.run("kept", &[], &[]);
     sb.snapshot(&[]);
     let receiver = Receiver::start(Answer::Take);
-    let watcher = sb.watch(&["--stop-timeout", "0", "--notify", &receiver.url()]);
+    // A second receiver that never answers is told in parallel, and stands in nobody's way.
+    let hanging = Receiver::start(Answer::Hang);
+    let watcher = sb.watch(&[
+        "--stop-timeout",
+        "0",
+        "--notify",
+        &receiver.url(),
+        "--notify",
+        &hanging.url(),
+    ]);
     watcher.wait_for_log("full pass", Duration::from_secs(20));
     sb.run("intruder", &[], &[]);
     let intruder = sb.name("intruder");
@@ -254,6 +263,14 @@ fn watch_tells_an_intruders_removal_within_seconds() {
     valid(body);
     assert_eq!(body["pass"]["command"], "watch");
     assert_eq!(body["actions"][0]["container"], intruder.as_str());
+    // The next intruder is removed while the sender still waits on the hanging receiver.
+    sb.run("second", &[], &[]);
+    eventually(
+        Duration::from_secs(20),
+        "the second extra is removed",
+        || !sb.exists("second"),
+    );
+    watcher.wait_for_log("cannot notify http://127.0.0.1:", Duration::from_secs(20));
     no_credentials(&watcher.log());
 }
 

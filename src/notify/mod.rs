@@ -339,3 +339,64 @@ fn save(path: &std::path::Path, memory: &Memory) -> Result<()> {
     crate::ops::files::write_private(path, &json)
         .with_context(|| format!("cannot write the notification memory {}", path.display()))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use reqwest::Url;
+    use std::sync::atomic::AtomicU64;
+
+    fn report() -> Report {
+        Report {
+            command: "watch",
+            dry_run: false,
+            at: SystemTime::now(),
+            duration: Duration::ZERO,
+            ended: PassEnd::Drift,
+            actions: vec![Done {
+                verb: "remove",
+                container: "intruder".into(),
+                reason: "extra (image busybox)".into(),
+                done: "removed (extra, image busybox)".into(),
+                error: None,
+            }],
+            drift: Some(serde_json::json!({})),
+            refused: None,
+            error: None,
+            conditions: Conditions::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_receiver_that_never_answers_holds_a_bounded_queue_and_drops_the_rest() {
+        // Accepts connections and never reads or answers.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = Url::parse(&format!("http://{}/hook", listener.local_addr().unwrap())).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let notifier = Notifier::new(
+            vec![Receiver::new(url)],
+            Duration::from_secs(3600),
+            dir.path().join("notified.json"),
+            "unix:///var/run/docker.sock",
+        )
+        .unwrap();
+        let failed = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&failed);
+        let queue = Queue::start(
+            notifier,
+            Arc::new(move |n| {
+                counted.fetch_add(n, Ordering::Relaxed);
+            }),
+        );
+        // The sender takes the first report; the queue holds WAITING more.
+        queue.push(report());
+        tokio::task::yield_now().await;
+        for _ in 0..20 {
+            queue.push(report());
+        }
+        assert_eq!(failed.load(Ordering::Relaxed), 20 - WAITING as u64);
+        queue.finish(Duration::from_millis(100)).await;
+        drop(listener);
+    }
+}
