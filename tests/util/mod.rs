@@ -543,6 +543,13 @@ impl Drop for Sandbox {
         for network in self.networks.borrow().iter() {
             docker_cleanup(&["network", "rm", network]);
         }
+        // The default network of a compose project named after the sandbox: left by `up`
+        // without `down`, such networks used up the engine's address pools over runs.
+        let project = format!("label=com.docker.compose.project={}", self.prefix);
+        let networks = docker_cleanup(&["network", "ls", "-q", "--filter", &project]);
+        for network in networks.lines() {
+            docker_cleanup(&["network", "rm", network]);
+        }
         let volumes = docker_cleanup(&[
             "volume",
             "ls",
