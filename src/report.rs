@@ -375,7 +375,7 @@ fn human_bytes(bytes: i64) -> String {
     format!("{bytes} B")
 }
 
-fn done(action: &Action) -> String {
+pub(crate) fn done(action: &Action) -> String {
     match action {
         Action::Create { start: true, .. } => "created and started".into(),
         Action::Create { start: false, .. } => "created".into(),

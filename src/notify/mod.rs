@@ -153,12 +153,10 @@ impl Report {
 
 fn done(r: &ActionResult) -> Done {
     let action = &r.action;
+    // Beside the names of other containers, "extra" says why this one went.
     let done = match action {
-        Action::Create { start: true, .. } => "created and started".into(),
-        Action::Create { start: false, .. } => "created".into(),
-        Action::Start { .. } => "started".into(),
-        Action::Replace { reason, .. } => format!("replaced ({reason})"),
         Action::Remove { image, .. } => format!("removed (extra, image {image})"),
+        _ => crate::report::done(action),
     };
     Done {
         verb: action.verb(),

@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::ops::backoff::millis;
 use crate::plan::{Action, ActionResult, Held, Plan};
 
 /// The key of the pass's own situation (refused, could not run) in the memory. Container names
@@ -240,11 +241,6 @@ pub fn remaining(plan: &Plan, results: &[ActionResult]) -> Plan {
         in_sync,
         ..plan.clone()
     }
-}
-
-fn millis(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn millis_of(d: Duration) -> u64 {

@@ -96,7 +96,8 @@ pub fn save(path: &Path, history: &History) -> Result<()> {
         .with_context(|| format!("cannot write restart history {}", path.display()))
 }
 
-fn millis(t: SystemTime) -> u64 {
+/// Milliseconds since the epoch, as the run directory's files keep time.
+pub(crate) fn millis(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
