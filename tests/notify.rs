@@ -364,3 +364,159 @@ fn https_receivers_are_trusted_through_the_systems_roots_and_only_so() {
     assert_eq!(bodies.len(), 1, "{out:?}");
     valid(&bodies[0]);
 }
+
+/// The pass's own situation (refused, could not run), which names no container.
+fn pass_situation(body: &Value) -> &Value {
+    body["situations"]
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["container"].is_null()))
+        .unwrap_or_else(|| panic!("no situation of the pass in {body:#}"))
+}
+
+#[test]
+fn a_refused_pass_is_told_with_its_limit_once_and_again_when_passes_act() {
+    let sb = Sandbox::new();
+    sb.run("kept", &[], &[]);
+    sb.snapshot(&[]);
+    sb.run("one", &[], &[]);
+    sb.run("two", &[], &[]);
+    let receiver = Receiver::start(Answer::Take);
+    let url = receiver.url();
+
+    for _ in 0..2 {
+        sb.expect(&["enforce", "--max-removals", "1", "--notify", &url], 1);
+    }
+    let bodies = receiver.bodies();
+    assert_eq!(bodies.len(), 1, "told more than once: {bodies:#?}");
+    let refused = &bodies[0];
+    valid(refused);
+    assert_eq!(refused["refused"]["removals"], 2, "{refused:#}");
+    assert_eq!(refused["refused"]["limit"], 1, "{refused:#}");
+    assert_eq!(refused["actions"], Value::Array(vec![]));
+    assert_eq!(refused["pass"]["ended"], "refused", "{refused:#}");
+    let situation = pass_situation(refused);
+    assert_eq!(situation["kind"], "refused");
+    assert_eq!(situation["condition"], "over --max-removals: 2 of 1");
+    assert_eq!(situation["state"], "new");
+    assert!(
+        text(refused).contains("over --max-removals: 2 of 1"),
+        "{refused:#}"
+    );
+    assert!(sb.exists("one") && sb.exists("two"), "a refused pass acted");
+
+    sb.expect(
+        &[
+            "enforce",
+            "--stop-timeout",
+            "0",
+            "--max-removals",
+            "2",
+            "--notify",
+            &url,
+        ],
+        0,
+    );
+    let bodies = receiver.bodies();
+    assert_eq!(bodies.len(), 2, "{bodies:#?}");
+    let acted = &bodies[1];
+    valid(acted);
+    assert_eq!(pass_situation(acted)["state"], "resolved", "{acted:#}");
+    assert!(
+        text(acted).contains("passes run and act again (was: over --max-removals)"),
+        "{acted:#}"
+    );
+    assert!(text(acted).contains(&format!("{} removed", sb.name("one"))));
+    assert_eq!(acted["refused"], Value::Null);
+}
+
+#[test]
+fn a_pass_that_cannot_run_is_told_once_and_again_when_passes_run() {
+    let sb = Sandbox::new();
+    sb.run("kept", &[], &[]);
+    sb.snapshot(&[]);
+    let receiver = Receiver::start(Answer::Take);
+    let url = receiver.url();
+    let nobody = format!("unix://{}", sb.dir().join("nobody.sock").display());
+
+    for _ in 0..2 {
+        sb.expect(&["--host", &nobody, "enforce", "--notify", &url], 2);
+    }
+    let bodies = receiver.bodies();
+    assert_eq!(bodies.len(), 1, "told more than once: {bodies:#?}");
+    let failed = &bodies[0];
+    valid(failed);
+    assert_eq!(failed["pass"]["ended"], "error", "{failed:#}");
+    assert!(
+        failed["pass"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("nobody.sock")),
+        "the error names the endpoint: {failed:#}"
+    );
+    assert_eq!(failed["in_sync"], false);
+    let situation = pass_situation(failed);
+    assert_eq!(situation["kind"], "error");
+    assert_eq!(situation["condition"], "the pass could not run");
+    assert!(
+        text(failed).contains("the pass could not run: "),
+        "{failed:#}"
+    );
+
+    // In sync, which alone tells nothing; the end of the outage is news.
+    sb.expect(&["enforce", "--notify", &url], 0);
+    let bodies = receiver.bodies();
+    assert_eq!(bodies.len(), 2, "{bodies:#?}");
+    let back = &bodies[1];
+    valid(back);
+    assert_eq!(pass_situation(back)["state"], "resolved", "{back:#}");
+    assert!(
+        text(back).contains("passes run and act again (was: the pass could not run)"),
+        "{back:#}"
+    );
+    assert_eq!(back["in_sync"], true);
+    sb.expect(&["enforce", "--notify", &url], 0);
+    assert_eq!(receiver.requests(), 2, "{:#?}", receiver.bodies());
+}
+
+#[test]
+fn a_lasting_situation_is_told_again_once_notify_repeat_has_passed() {
+    let sb = Sandbox::new();
+    sb.run("kept", &[], &[]);
+    sb.snapshot(&[]);
+    sb.run("intruder", &[], &[]);
+    let receiver = Receiver::start(Answer::Take);
+    let url = receiver.url();
+    let dry_run = [
+        "enforce",
+        "--dry-run",
+        "--notify-repeat",
+        "1s",
+        "--notify",
+        &url,
+    ];
+
+    sb.expect(&dry_run, 1);
+    std::thread::sleep(Duration::from_millis(1200));
+    sb.expect(&dry_run, 1);
+    let bodies = receiver.bodies();
+    assert_eq!(bodies.len(), 2, "{bodies:#?}");
+    let reminder = &bodies[1];
+    valid(reminder);
+    let intruder = sb.name("intruder");
+    assert_eq!(reminder["situations"][0]["container"], intruder.as_str());
+    assert_eq!(
+        reminder["situations"][0]["state"], "ongoing",
+        "{reminder:#}"
+    );
+    assert_eq!(
+        reminder["situations"][0]["since"], bodies[0]["situations"][0]["since"],
+        "a reminder keeps the situation's start"
+    );
+    assert!(
+        text(reminder).contains(&format!("still {intruder}: extra")),
+        "{reminder:#}"
+    );
+    assert!(
+        text(reminder).contains("(since less than a minute)"),
+        "{reminder:#}"
+    );
+}
