@@ -39,8 +39,8 @@ pub struct OwnEngine {
     _owned: Option<tempfile::TempDir>,
     /// `unshare`, which waits for the engine's namespace.
     unshare: Child,
-    /// Its mount namespace (`/proc/PID/ns/mnt`), to find every process it left behind.
-    namespace: PathBuf,
+    /// Its mount namespace, to find every process it left behind.
+    namespace: Option<Namespace>,
 }
 
 impl OwnEngine {
@@ -84,7 +84,7 @@ impl OwnEngine {
             dir,
             _owned: owned,
             unshare,
-            namespace: PathBuf::new(),
+            namespace: None,
         };
         // Now and then, under a loaded suite, a fresh dockerd starts its containerd and never
         // hears from it (nothing more in its log). Started again, it comes up: one more try
@@ -106,7 +106,7 @@ impl OwnEngine {
             );
         }
         let pid = engine.dockerd_pid().expect("dockerd.pid");
-        engine.namespace = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).expect("its mnt ns");
+        engine.namespace = Some(Namespace::of(pid).expect("its mount namespace"));
         engine
     }
 
@@ -254,34 +254,122 @@ impl OwnEngine {
     /// panics.
     fn kill_everything(&mut self) {
         let _ = std::fs::write(self.dir.join("stop"), "");
-        if self.namespace.as_os_str().is_empty() {
-            if let Some(pid) = self.dockerd_pid() {
-                self.namespace =
-                    std::fs::read_link(format!("/proc/{pid}/ns/mnt")).unwrap_or_default();
-            }
+        if self.namespace.is_none() {
+            self.namespace = self.dockerd_pid().and_then(Namespace::of);
         }
-        for _ in 0..5 {
-            let mut left = 0;
-            for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-                let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-                    continue;
-                };
-                let namespace = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
-                if !self.namespace.as_os_str().is_empty()
-                    && namespace.as_ref() == Some(&self.namespace)
-                {
-                    left += 1;
-                    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        if let Some(namespace) = &self.namespace {
+            for _ in 0..5 {
+                let mut left = 0;
+                for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+                    let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                        continue;
+                    };
+                    if namespace.holds(pid) {
+                        left += 1;
+                        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                    }
                 }
+                if left == 0 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(200));
             }
-            if left == 0 {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(200));
         }
+        // The containers have mount namespaces of their own, and outlive their shims.
+        kill_cgroup(&cgroup_parent(&self.dir));
         let _ = self.unshare.kill();
         let _ = self.unshare.wait();
+        // Let the namespace go only now: its number is free for the next namespace made.
+        self.namespace = None;
     }
+}
+
+/// A mount namespace, held open. A namespace's inode number is given again to a new one once
+/// the last process and handle leave it; held, this one's cannot be. Compared by number alone,
+/// a later round of `kill_everything` found a container another engine was starting in a
+/// namespace that had just been given the number, and killed it (CI: just-started containers
+/// exited 137, and `runc init` lost its `/proc/N/ns/net`).
+struct Namespace {
+    _held: std::fs::File,
+    device: u64,
+    inode: u64,
+}
+
+impl Namespace {
+    fn of(pid: u32) -> Option<Namespace> {
+        use std::os::unix::fs::MetadataExt;
+        let held = std::fs::File::open(format!("/proc/{pid}/ns/mnt")).ok()?;
+        let meta = held.metadata().ok()?;
+        Some(Namespace {
+            device: meta.dev(),
+            inode: meta.ino(),
+            _held: held,
+        })
+    }
+
+    fn holds(&self, pid: u32) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(format!("/proc/{pid}/ns/mnt"))
+            .is_ok_and(|m| m.dev() == self.device && m.ino() == self.inode)
+    }
+}
+
+/// The cgroup its containers run under: one per engine directory, so that the end of one engine
+/// kills no container of another.
+fn cgroup_parent(dir: &Path) -> String {
+    let name = dir.file_name().unwrap_or_default().to_string_lossy();
+    format!("guestlist-test-{name}")
+}
+
+/// Kill every process under the cgroup `parent` (cgroup v1: in each controller; v2: the one
+/// tree), then remove the emptied cgroups. Never panics.
+fn kill_cgroup(parent: &str) {
+    let mut trees: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|controller| controller.path().join(parent))
+        .collect();
+    trees.push(Path::new("/sys/fs/cgroup").join(parent));
+    trees.retain(|tree| tree.is_dir());
+    for _ in 0..5 {
+        let pids: Vec<String> = trees
+            .iter()
+            .flat_map(|tree| cgroups_under(tree))
+            .filter_map(|cgroup| std::fs::read_to_string(cgroup.join("cgroup.procs")).ok())
+            .flat_map(|procs| procs.lines().map(str::to_string).collect::<Vec<_>>())
+            .collect();
+        if pids.is_empty() {
+            break;
+        }
+        let _ = Command::new("kill").arg("-9").args(&pids).status();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for tree in &trees {
+        // Deepest first: a cgroup with children cannot be removed.
+        for cgroup in cgroups_under(tree).iter().rev() {
+            let _ = std::fs::remove_dir(cgroup);
+        }
+    }
+}
+
+/// `tree` and every cgroup below it, parents before children.
+fn cgroups_under(tree: &Path) -> Vec<PathBuf> {
+    let mut found = vec![tree.to_path_buf()];
+    let mut next = 0;
+    while next < found.len() {
+        let children = std::fs::read_dir(&found[next])
+            .into_iter()
+            .flatten()
+            .flatten();
+        let dirs: Vec<PathBuf> = children
+            .filter(|c| c.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|c| c.path())
+            .collect();
+        found.extend(dirs);
+        next += 1;
+    }
+    found
 }
 
 /// `.ci/dockerd-in-root` for `root` on `dir`, restartable, logging into `dir/dockerd.log`.
@@ -296,11 +384,7 @@ fn spawn(root: &Path, dir: &Path) -> Child {
     Command::new(launcher)
         .arg(root)
         .arg(dir)
-        .args([
-            "--iptables=false",
-            "--cgroup-parent",
-            &format!("guestlist-test-{}", std::process::id()),
-        ])
+        .args(["--iptables=false", "--cgroup-parent", &cgroup_parent(dir)])
         .env("DOCKERD_RESTARTABLE", "1")
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("log"))
