@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::util::proxy::{HookProxy, Verdict};
 use crate::util::receiver::{Answer, Receiver};
 use crate::util::watch::eventually;
 use crate::util::{docker, free_address, Sandbox};
@@ -519,4 +520,67 @@ fn a_lasting_situation_is_told_again_once_notify_repeat_has_passed() {
         text(reminder).contains("(since less than a minute)"),
         "{reminder:#}"
     );
+}
+
+/// The kind of the pass's own situation in `body`, if it has one.
+fn pass_kind(body: &Value) -> Option<&str> {
+    body["situations"]
+        .as_array()?
+        .iter()
+        .find(|s| s["container"].is_null())
+        .and_then(|s| s["kind"].as_str())
+}
+
+#[test]
+fn watch_tells_an_engine_that_stays_away_and_its_return() {
+    let sb = Sandbox::new();
+    sb.run("kept", &[], &[]);
+    sb.snapshot(&[]);
+    let receiver = Receiver::start(Answer::Take);
+    let proxy = HookProxy::start(&sb.dir().join("engine.sock"), |_, _| Verdict::Forward);
+    let watcher = sb.watch(&["--host", &proxy.url(), "--notify", &receiver.url()]);
+    watcher.wait_for_log("full pass", Duration::from_secs(20));
+
+    proxy.set_away(true);
+    let away = Instant::now();
+    eventually(
+        Duration::from_secs(60),
+        "a notification that the engine is away",
+        || {
+            receiver
+                .bodies()
+                .iter()
+                .any(|b| pass_kind(b) == Some("error"))
+        },
+    );
+    // An engine restarting (an upgrade) is no news: only one away for 30 s is.
+    assert!(
+        away.elapsed() >= Duration::from_secs(30),
+        "{:?}",
+        away.elapsed()
+    );
+    let bodies = receiver.bodies();
+    assert_eq!(bodies.len(), 1, "{bodies:#?}");
+    let lost = &bodies[0];
+    valid(lost);
+    assert_eq!(lost["pass"]["command"], "watch");
+    assert_eq!(pass_situation(lost)["condition"], "the pass could not run");
+    assert!(text(lost).contains("the pass could not run: "), "{lost:#}");
+
+    proxy.set_away(false);
+    eventually(
+        Duration::from_secs(30),
+        "a notification that the engine is back",
+        || receiver.bodies().len() >= 2,
+    );
+    let bodies = receiver.bodies();
+    let back = &bodies[1];
+    valid(back);
+    assert_eq!(pass_situation(back)["state"], "resolved", "{back:#}");
+    assert!(
+        text(back).contains("passes run and act again (was: the pass could not run)"),
+        "{back:#}"
+    );
+    // Told once while away, however many reconnections failed.
+    assert_eq!(bodies.len(), 2, "{bodies:#?}");
 }

@@ -9,6 +9,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
@@ -25,6 +26,15 @@ pub struct HookProxy {
     socket: PathBuf,
     /// Every request seen, as `METHOD /path?query`.
     seen: Arc<Mutex<Vec<String>>>,
+    line: Arc<Line>,
+}
+
+/// Whether the engine seems away, and the connections to cut when it goes.
+#[derive(Default)]
+struct Line {
+    away: AtomicBool,
+    /// The connections open now, by number: each is forgotten when it ends.
+    clients: Mutex<std::collections::HashMap<u64, UnixStream>>,
 }
 
 impl HookProxy {
@@ -47,16 +57,29 @@ impl HookProxy {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let hook: Arc<Hook> = Arc::new(hook);
         let log = Arc::clone(&seen);
+        let line = Arc::new(Line::default());
+        let switch = Arc::clone(&line);
         thread::spawn(move || {
-            for client in listener.incoming().map_while(Result::ok) {
+            for (number, client) in (0u64..).zip(listener.incoming().map_while(Result::ok)) {
+                if switch.away.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    continue;
+                }
+                if let Ok(kept) = client.try_clone() {
+                    switch.clients.lock().unwrap().insert(number, kept);
+                }
                 let (hook, log) = (Arc::clone(&hook), Arc::clone(&log));
-                let upstream = upstream.clone();
-                thread::spawn(move || serve(client, &upstream, &*hook, &log));
+                let (upstream, line) = (upstream.clone(), Arc::clone(&switch));
+                thread::spawn(move || {
+                    serve(client, &upstream, &*hook, &log);
+                    line.clients.lock().unwrap().remove(&number);
+                });
             }
         });
         HookProxy {
             socket: socket.to_path_buf(),
             seen,
+            line,
         }
     }
 
@@ -71,6 +94,17 @@ impl HookProxy {
     /// The endpoint to give guestlist (`--host`).
     pub fn url(&self) -> String {
         format!("unix://{}", self.socket.display())
+    }
+
+    /// Make the engine seem away, as a stopped dockerd is to its clients: every connection,
+    /// the event stream's too, is cut, and new ones are closed at once; `false` brings it back.
+    pub fn set_away(&self, away: bool) {
+        self.line.away.store(away, Ordering::SeqCst);
+        if away {
+            for (_, client) in self.line.clients.lock().unwrap().drain() {
+                let _ = client.shutdown(std::net::Shutdown::Both);
+            }
+        }
     }
 
     /// Requests seen so far.
