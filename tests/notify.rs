@@ -200,7 +200,13 @@ fn receivers_that_refuse_hang_or_fail_change_neither_the_exit_code_nor_the_pass(
         "{stderr}"
     );
     assert!(stderr.contains("cannot connect"), "{stderr}");
-    assert!(stderr.contains("no answer within 2s"), "{stderr}");
+    // The hanging receiver's last try is cut short by the budget, unless (a loaded machine)
+    // no time was left for it.
+    assert!(
+        stderr.contains("no answer before the 5s for the pass's notifications ran out (try 3")
+            || stderr.contains("no answer within 2s (try 2 of 3)"),
+        "{stderr}"
+    );
     no_credentials(&stderr);
     let written = std::fs::read_to_string(&metrics).expect("the metrics file");
     assert!(

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::Url;
+use reqwest::{StatusCode, Url};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 use tokio::time::{sleep, timeout_at, Instant};
@@ -121,8 +121,16 @@ async fn send(
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body.as_ref().clone())
             .send();
-        let ends = deadline.min(Instant::now() + TRY_TIMEOUT);
+        let full = Instant::now() + TRY_TIMEOUT;
+        let ends = deadline.min(full);
         let (error, again) = match timeout_at(ends, request).await {
+            Err(_) if ends < full => (
+                format!(
+                    "no answer before the {} for the pass's notifications ran out",
+                    humantime::format_duration(BUDGET)
+                ),
+                false,
+            ),
             Err(_) => (
                 format!(
                     "no answer within {}",
@@ -154,11 +162,16 @@ enum Answer {
     Refused(String),
 }
 
-fn answer(status: reqwest::StatusCode) -> Answer {
+fn answer(status: StatusCode) -> Answer {
     let said = format!("answered {status}");
     if status.is_success() {
         Answer::Taken
-    } else if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+    } else if status == StatusCode::NOT_IMPLEMENTED
+        || status == StatusCode::HTTP_VERSION_NOT_SUPPORTED
+    {
+        // Server errors that say "never", not "not now".
+        Answer::Refused(said)
+    } else if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
         Answer::Retry(said)
     } else if status.is_redirection() {
         Answer::Refused(format!(
@@ -228,5 +241,10 @@ mod tests {
         assert!(matches!(answer(S::NOT_FOUND), Answer::Refused(_)));
         assert!(matches!(answer(S::FORBIDDEN), Answer::Refused(_)));
         assert!(matches!(answer(S::MOVED_PERMANENTLY), Answer::Refused(_)));
+        assert!(matches!(answer(S::NOT_IMPLEMENTED), Answer::Refused(_)));
+        assert!(matches!(
+            answer(S::HTTP_VERSION_NOT_SUPPORTED),
+            Answer::Refused(_)
+        ));
     }
 }
