@@ -47,12 +47,20 @@ fn no_credentials(output: &str) {
     }
 }
 
-#[test]
-fn a_pass_that_removes_an_extra_tells_it_once_and_an_in_sync_pass_tells_nothing() {
+/// A sandbox whose list holds `kept`, with `extras` started after the snapshot.
+fn listed(extras: &[&str]) -> Sandbox {
     let sb = Sandbox::new();
     sb.run("kept", &[], &[]);
     sb.snapshot(&[]);
-    sb.run("intruder", &[], &[]);
+    for extra in extras {
+        sb.run(extra, &[], &[]);
+    }
+    sb
+}
+
+#[test]
+fn a_pass_that_removes_an_extra_tells_it_once_and_an_in_sync_pass_tells_nothing() {
+    let sb = listed(&["intruder"]);
     let receiver = Receiver::start(Answer::Take);
     let url = receiver.url();
 
@@ -159,10 +167,7 @@ fn a_failure_that_persists_is_told_once_and_once_more_when_it_is_fixed() {
 
 #[test]
 fn receivers_that_refuse_hang_or_fail_change_neither_the_exit_code_nor_the_pass() {
-    let sb = Sandbox::new();
-    sb.run("kept", &[], &[]);
-    sb.snapshot(&[]);
-    sb.run("intruder", &[], &[]);
+    let sb = listed(&["intruder"]);
     let closed = format!("http://{}/hooks/T0SECRET?token=hunter2", free_address());
     let hanging = Receiver::start(Answer::Hang);
     let failing = Receiver::start(Answer::Fail);
@@ -235,9 +240,7 @@ fn receivers_that_refuse_hang_or_fail_change_neither_the_exit_code_nor_the_pass(
 
 #[test]
 fn watch_tells_an_intruders_removal_within_seconds() {
-    let sb = Sandbox::new();
-    sb.run("kept", &[], &[]);
-    sb.snapshot(&[]);
+    let sb = listed(&[]);
     let receiver = Receiver::start(Answer::Take);
     // A second receiver that never answers is told in parallel, and stands in nobody's way.
     let hanging = Receiver::start(Answer::Hang);
@@ -337,10 +340,7 @@ fn a_dry_run_tells_the_drift_once_changes_nothing_and_masks_secrets() {
 
 #[test]
 fn https_receivers_are_trusted_through_the_systems_roots_and_only_so() {
-    let sb = Sandbox::new();
-    sb.run("kept", &[], &[]);
-    sb.snapshot(&[]);
-    sb.run("intruder", &[], &[]);
+    let sb = listed(&["intruder"]);
     let ca = sb.dir().join("ca.pem");
     let receiver = Receiver::start_tls(Answer::Take, &ca, "127.0.0.1");
 
@@ -373,20 +373,20 @@ fn https_receivers_are_trusted_through_the_systems_roots_and_only_so() {
 }
 
 /// The pass's own situation (refused, could not run), which names no container.
-fn pass_situation(body: &Value) -> &Value {
+fn pass_situation_in(body: &Value) -> Option<&Value> {
     body["situations"]
-        .as_array()
-        .and_then(|all| all.iter().find(|s| s["container"].is_null()))
-        .unwrap_or_else(|| panic!("no situation of the pass in {body:#}"))
+        .as_array()?
+        .iter()
+        .find(|s| s["container"].is_null())
+}
+
+fn pass_situation(body: &Value) -> &Value {
+    pass_situation_in(body).unwrap_or_else(|| panic!("no situation of the pass in {body:#}"))
 }
 
 #[test]
 fn a_refused_pass_is_told_with_its_limit_once_and_again_when_passes_act() {
-    let sb = Sandbox::new();
-    sb.run("kept", &[], &[]);
-    sb.snapshot(&[]);
-    sb.run("one", &[], &[]);
-    sb.run("two", &[], &[]);
+    let sb = listed(&["one", "two"]);
     let receiver = Receiver::start(Answer::Take);
     let url = receiver.url();
 
@@ -438,9 +438,7 @@ fn a_refused_pass_is_told_with_its_limit_once_and_again_when_passes_act() {
 
 #[test]
 fn a_pass_that_cannot_run_is_told_once_and_again_when_passes_run() {
-    let sb = Sandbox::new();
-    sb.run("kept", &[], &[]);
-    sb.snapshot(&[]);
+    let sb = listed(&[]);
     let receiver = Receiver::start(Answer::Take);
     let url = receiver.url();
     let nobody = format!("unix://{}", sb.dir().join("nobody.sock").display());
@@ -486,10 +484,7 @@ fn a_pass_that_cannot_run_is_told_once_and_again_when_passes_run() {
 
 #[test]
 fn a_lasting_situation_is_told_again_once_notify_repeat_has_passed() {
-    let sb = Sandbox::new();
-    sb.run("kept", &[], &[]);
-    sb.snapshot(&[]);
-    sb.run("intruder", &[], &[]);
+    let sb = listed(&["intruder"]);
     let receiver = Receiver::start(Answer::Take);
     let url = receiver.url();
     let dry_run = [
@@ -530,18 +525,12 @@ fn a_lasting_situation_is_told_again_once_notify_repeat_has_passed() {
 
 /// The kind of the pass's own situation in `body`, if it has one.
 fn pass_kind(body: &Value) -> Option<&str> {
-    body["situations"]
-        .as_array()?
-        .iter()
-        .find(|s| s["container"].is_null())
-        .and_then(|s| s["kind"].as_str())
+    pass_situation_in(body)?["kind"].as_str()
 }
 
 #[test]
 fn watch_tells_an_engine_that_stays_away_and_its_return() {
-    let sb = Sandbox::new();
-    sb.run("kept", &[], &[]);
-    sb.snapshot(&[]);
+    let sb = listed(&[]);
     let receiver = Receiver::start(Answer::Take);
     let proxy = HookProxy::start(&sb.dir().join("engine.sock"), |_, _| Verdict::Forward);
     let watcher = sb.watch(&["--host", &proxy.url(), "--notify", &receiver.url()]);
