@@ -244,9 +244,12 @@ fn watch_tells_an_intruders_removal_within_seconds() {
     let receiver = Receiver::start(Answer::Take);
     // A second receiver that never answers is told in parallel, and stands in nobody's way.
     let hanging = Receiver::start(Answer::Hang);
+    let metrics = free_address();
     let watcher = sb.watch(&[
         "--stop-timeout",
         "0",
+        "--metrics-listen",
+        &metrics,
         "--notify",
         &receiver.url(),
         "--notify",
@@ -282,6 +285,18 @@ fn watch_tells_an_intruders_removal_within_seconds() {
     );
     watcher.wait_for_log("cannot notify http://127.0.0.1:", Duration::from_secs(20));
     no_credentials(&watcher.log());
+    eventually(
+        Duration::from_secs(10),
+        "watch counts the notification the hanging receiver did not take",
+        || {
+            let (_, served) = crate::util::http_get(&metrics, "/metrics");
+            served
+                .lines()
+                .find_map(|l| l.strip_prefix("guestlist_notifications_failed_total "))
+                .and_then(|v| v.parse::<f64>().ok())
+                .is_some_and(|v| v >= 1.0)
+        },
+    );
 }
 
 #[test]
@@ -578,4 +593,34 @@ fn watch_tells_an_engine_that_stays_away_and_its_return() {
     );
     // Told once while away, however many reconnections failed.
     assert_eq!(bodies.len(), 2, "{bodies:#?}");
+}
+
+#[test]
+fn a_damaged_memory_of_what_was_told_is_a_warning_and_is_written_afresh() {
+    let sb = listed(&["intruder"]);
+    let memory = sb.state_path().with_file_name("state.notified.json");
+    std::fs::write(&memory, "{ not json").expect("damage the memory");
+    let receiver = Receiver::start(Answer::Take);
+
+    let (code, stdout, stderr) = sb.gl(&[
+        "enforce",
+        "--stop-timeout",
+        "0",
+        "--notify",
+        &receiver.url(),
+    ]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(!sb.exists("intruder"), "{stdout}");
+    assert!(
+        stderr.contains("warning: ignoring the damaged notification memory")
+            && stderr.contains("starting it afresh"),
+        "{stderr}"
+    );
+    let bodies = receiver.bodies();
+    assert_eq!(bodies.len(), 1, "{bodies:#?}");
+    valid(&bodies[0]);
+    let written = std::fs::read_to_string(&memory).expect("the memory, written again");
+    serde_json::from_str::<Value>(&written).expect("the memory is JSON again");
+    let (_, _, stderr) = sb.gl(&["enforce", "--notify", &receiver.url()]);
+    assert!(!stderr.contains("damaged"), "{stderr}");
 }
