@@ -17,6 +17,9 @@ first, after one untimed warm-up of each):
   compose   a no-op `guestlist enforce` over 20 containers  vs  `docker-compose up -d
             --remove-orphans` over the same 20 services (each tool keeps its own 20), and both
             restoring 5 deleted ones
+  notify    `guestlist enforce --notify URL`  vs  the same pass without it, beside 10 allowed
+            containers: in sync (nothing to tell), removing an extra told to a receiver on
+            127.0.0.1 that answers 204, and told to one that never answers (the 5 s bound)
 
 Every container is labelled with this run's id and removed at the end, whatever happens.
 Needs: docker, docker-compose (for `compose`), busybox (busybox-static) unless $IMAGE exists.
@@ -31,8 +34,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +47,7 @@ IMAGE = os.environ.get("IMAGE", "guestlist-bench:1")
 GUESTLIST = os.environ.get("GUESTLIST", str(ROOT / "target/release/guestlist"))
 RUN = f"glperf{os.getpid()}"
 WORK = Path(tempfile.mkdtemp(prefix="glperf."))
-SCENARIOS = ["diff", "restore", "remove", "compose"]
+SCENARIOS = ["diff", "restore", "remove", "compose", "notify"]
 # The command every benchmark container runs. Busybox `sleep` as PID 1 ignores SIGTERM: a stop
 # waits out its whole grace period, which the slow-stopper scenario relies on.
 SLEEP = ["sleep", "3600"]
@@ -351,6 +356,67 @@ def bench_compose():
     finally:
         for project in projects.values():
             sh(*compose(project, "down", "--timeout", "0"), check=False)
+
+
+class Receiver:
+    """A webhook receiver on 127.0.0.1 that answers 204, or (`hang`) never answers."""
+
+    def __init__(self, hang):
+        receiver = self
+        self.requests = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.requests += 1
+                if hang:
+                    time.sleep(60)
+                    return
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+
+
+def bench_notify():
+    print(f"\n### `enforce --notify` vs `enforce` beside 10 allowed containers, {TRIALS} trials\n")
+    table(["case", "with --notify", "without", "ratio", "requests received"])
+    label, names, env = allowed_set(10, "notify")
+    extra = f"{RUN}-n-extra"
+
+    def create(_):
+        remove([extra])
+        start_all([run_args(extra, label)])
+
+    enforce = [GUESTLIST, "enforce", "--stop-timeout", "0"]
+    cases = [
+        ("in sync, nothing to tell", False, None),
+        ("1 extra removed, the receiver answers 204", False, create),
+        ("1 extra removed, the receiver never answers", True, create),
+    ]
+    try:
+        for case, hang, prepare in cases:
+            receiver = Receiver(hang)
+            samples = Samples()
+            alternate(
+                samples,
+                {
+                    "notify": lambda: timed([*enforce, "--notify", receiver.url], env),
+                    "plain": lambda: timed(enforce, env),
+                },
+                prepare=prepare,
+            )
+            n, p = samples.median("notify"), samples.median("plain")
+            row([case, f"{n:.0f}", f"{p:.0f}", ratio(n, p), receiver.requests])
+            receiver.server.shutdown()
+    finally:
+        remove([extra, *names])
 
 
 def machine():
