@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::engine::{Engine, Listed};
 use crate::plan::{LastRun, Observed, Status};
-use crate::record::rules::Scope;
+use crate::record::rules::{Orchestrator, Scope};
 use crate::record::spec::{self, CaptureContext};
 
 /// Engine reads in flight at once. The engine answers reads on both cores, so a few in flight
@@ -123,6 +123,7 @@ async fn from_list(
         };
         observed.push(Observed {
             runs_guestlist: own_container_ids().contains(&c.id),
+            managed: Orchestrator::owning(c.labels.keys().map(String::as_str)),
             running: status.is_running(),
             id: c.id,
             name: c.name,

@@ -260,6 +260,13 @@ pub fn status(err: &anyhow::Error) -> Option<u16> {
         })
 }
 
+/// What is escaped in a container reference put into a path: all but the unreserved.
+const REFERENCE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// The engine-side filter for `scope`: every label selector must match.
 fn scope_filter(scope: &Scope) -> HashMap<&'static str, Vec<String>> {
     let labels: Vec<String> = scope.selectors().map(|s| s.filter_value()).collect();
@@ -293,8 +300,22 @@ impl Engine {
 
     /// Every container in `scope` (label filters applied by the engine), running or not.
     pub async fn list(&self, scope: &Scope) -> Result<Vec<Listed>> {
+        self.list_where(scope, None).await
+    }
+
+    /// Every container in `scope` that also passes the engine's list filter `also` (`volume`,
+    /// `network`: the containers that use one), running or not.
+    pub async fn list_where(
+        &self,
+        scope: &Scope,
+        also: Option<(&'static str, &str)>,
+    ) -> Result<Vec<Listed>> {
         let context = || format!("cannot list containers at {}", self.endpoint());
-        let filters = serde_json::to_string(&scope_filter(scope))?;
+        let mut filters = scope_filter(scope);
+        if let Some((key, value)) = also {
+            filters.entry(key).or_default().push(value.to_string());
+        }
+        let filters = serde_json::to_string(&filters)?;
         let query: String = form_urlencoded::Serializer::new(String::new())
             .append_pair("all", "true")
             .append_pair("filters", &filters)
@@ -306,7 +327,10 @@ impl Engine {
         {
             Answer::Found(json) => serde_json::from_value(json).with_context(context)?,
             Answer::Absent => bail!("{}: the engine answered 404", context()),
-            Answer::Unspoken => return self.list_typed(scope).await.with_context(context),
+            Answer::Unspoken if also.is_none() => {
+                return self.list_typed(scope).await.with_context(context)
+            }
+            Answer::Unspoken => bail!("{}: only over unix:// and tcp://", context()),
         };
         Ok(listed.into_iter().map(Listed::from).collect())
     }
@@ -377,7 +401,9 @@ impl Engine {
     /// was" must mean all of it. `None` if it no longer exists.
     pub async fn inspect(&self, id: &str) -> Result<Option<Value>> {
         let context = || format!("cannot inspect container {id}");
-        match raw::get_json(self.endpoint(), &format!("/containers/{id}/json"))
+        // Escaped, a reference reaches the engine as given whatever it holds (`?`, `/`).
+        let escaped = percent_encoding::utf8_percent_encode(id, REFERENCE);
+        match raw::get_json(self.endpoint(), &format!("/containers/{escaped}/json"))
             .await
             .with_context(context)?
         {
@@ -388,6 +414,45 @@ impl Engine {
                     .with_context(context)?;
                 Ok(found.map(serde_json::to_value).transpose()?)
             }
+        }
+    }
+
+    /// The ids of the containers of a Podman pod; `None` if there is no such pod.
+    pub async fn pod_members(&self, pod: &str) -> Result<Option<Vec<String>>> {
+        let context = || format!("cannot inspect pod {pod}");
+        let escaped = percent_encoding::utf8_percent_encode(pod, REFERENCE);
+        let path = format!("/v4.0.0/libpod/pods/{escaped}/json");
+        match raw::get_json(self.endpoint(), &path)
+            .await
+            .with_context(context)?
+        {
+            Answer::Found(json) => Ok(Some(
+                json["Containers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c["Id"].as_str().map(String::from))
+                    .collect(),
+            )),
+            Answer::Absent => Ok(None),
+            Answer::Unspoken => bail!("{}: only over unix:// and tcp://", context()),
+        }
+    }
+
+    /// The pod whose infra container `id` is, on Podman: removing that container removes the
+    /// whole pod. `None` for any other container.
+    pub async fn infra_of(&self, id: &str) -> Result<Option<String>> {
+        let escaped = percent_encoding::utf8_percent_encode(id, REFERENCE);
+        let path = format!("/v4.0.0/libpod/containers/{escaped}/json");
+        match raw::get_json(self.endpoint(), &path)
+            .await
+            .with_context(|| format!("cannot inspect container {id}"))?
+        {
+            Answer::Found(json) if json["IsInfra"].as_bool() == Some(true) => Ok(json["Pod"]
+                .as_str()
+                .filter(|p| !p.is_empty())
+                .map(String::from)),
+            _ => Ok(None),
         }
     }
 

@@ -1,12 +1,17 @@
 //! `guestlist guard`: prevention at the engine's API. Two front ends, a socket proxy
-//! (`proxy`) and a Docker authorization plugin (`plugin`), hand each request to one `Guard`,
-//! which reads what it needs of the engine and asks the pure `policy` for a verdict, then logs,
-//! audits and counts every refusal.
+//! (`proxy`) and a Docker authorization plugin (`plugin`), hand each request to one `Guard`.
+//! It reads the request as the engine will (`request`, on `target`, `route` and `body`),
+//! resolves the containers it reaches through the engine, asks the pure `policy` for a
+//! verdict, and logs, audits and counts every refusal. A container a create made is measured
+//! once more as the engine made it (`Guard::admit`), and removed again if it is not allowed.
 
+pub mod body;
 pub mod plugin;
 pub mod policy;
 pub mod proxy;
 pub mod request;
+pub mod route;
+pub mod target;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -15,14 +20,18 @@ use std::time::SystemTime;
 use anyhow::{Context, Result};
 use serde_json::Value;
 
-use crate::engine::{self, Engine};
+use crate::engine::{self, Engine, Listed};
 use crate::observe::{self, Capture};
 use crate::ops::audit::{Audit, RequestSeen};
 use crate::ops::metrics::Refusals;
 use crate::plan::{LastRun, Observed, Status};
+use crate::record::rules::Orchestrator;
+use crate::record::spec::EngineKind;
 use crate::record::state::{self, State};
-use policy::{Refusal, Verdict};
-use request::Request;
+use policy::{Refusal, Seen, Verdict};
+use request::{Incoming, Read, Request};
+use route::Resource;
+use target::Dialect;
 
 /// The client of one connection, from the socket's peer credentials.
 #[derive(Debug, Clone, Copy, Default)]
@@ -35,13 +44,41 @@ pub struct Peer {
 /// One request as a front end received it.
 pub struct Received<'a> {
     pub method: &'a str,
-    /// The path with its query, as sent.
+    /// The request target as sent.
     pub uri: &'a str,
-    /// `None`: the body was not seen (or is not needed, see `Request::wants_body`).
+    /// Every `Content-Type` value sent.
+    pub content_types: &'a [&'a str],
+    /// Whether it carries a body.
+    pub has_body: bool,
+    /// `None`: the body was not seen (or is not needed, see `request::wants_body`).
     pub body: Option<&'a [u8]>,
     pub peer: Peer,
     /// The user the engine authenticated, as a plugin is told.
     pub user: Option<&'a str>,
+}
+
+/// The guard's answer to one request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// Send it on as it came: it changes nothing.
+    AsIs,
+    /// Send it on as the guard read it.
+    Pass(Pass),
+    Refuse(Refusal),
+    /// The container the request names does not exist; the engine would say so.
+    Missing(String),
+}
+
+/// A request to send on, as judged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pass {
+    /// The request target: origin form, the path as read, the resolved container's id in
+    /// place of the reference the client gave.
+    pub target: String,
+    /// The body to send in place of the client's (a network connect naming the resolved id).
+    pub body: Option<Vec<u8>>,
+    /// A create: what it makes is to be measured with `Guard::admit` once the engine made it.
+    pub admit: bool,
 }
 
 /// What the guard needs to know, resolved by the command from flags and defaults.
@@ -88,6 +125,12 @@ pub struct Guard {
     /// that engine can answer anyone.
     engine: tokio::sync::OnceCell<Engine>,
     pub refusals: Arc<Refusals>,
+}
+
+/// What a judgement found out, beyond the verdict.
+enum Judgement {
+    Verdict(Verdict),
+    Missing(String),
 }
 
 impl Guard {
@@ -163,68 +206,281 @@ impl Guard {
         Ok(engine)
     }
 
-    /// The verdict on one request, logged, audited and counted when it is a refusal. Under
-    /// --dry-run a refusal is all of that and then allowed.
-    pub async fn judge(&self, received: Received<'_>) -> Verdict {
-        // Reads change nothing: the common case, decided before anything is parsed.
-        if matches!(received.method, "GET" | "HEAD") {
-            return Verdict::Allow;
-        }
-        let request = request::parse(received.method, received.uri, received.body);
-        if request == Request::Other {
-            return Verdict::Allow;
+    /// How the engine behind the guard routes paths: an authorization plugin is dockerd's;
+    /// a proxy asks the engine what it is.
+    pub async fn dialect(&self) -> Result<Dialect> {
+        if self.options.plugin.is_some() {
+            return Ok(Dialect::Docker);
         }
         let state = self.current();
-        let verdict = match self.consult(&state, &request).await {
-            Ok(verdict) => verdict,
-            // Never treated as "nothing to protect": a guard that cannot see lets nothing by.
-            Err(e) => Verdict::Refuse(Refusal {
-                container: None,
-                message: format!("guestlist: cannot check this request against the list: {e:#}"),
-            }),
+        Ok(match self.engine(&state).await?.defaults.kind {
+            EngineKind::Docker => Dialect::Docker,
+            EngineKind::Podman => Dialect::Podman,
+        })
+    }
+
+    /// The answer to one request, a refusal logged, audited and counted. Under --dry-run a
+    /// refusal is all of that and then passed on.
+    pub async fn judge(&self, received: Received<'_>) -> Answer {
+        // Reads change nothing: the common case, decided before anything is parsed.
+        if matches!(received.method, "GET" | "HEAD") {
+            return Answer::AsIs;
+        }
+        let read = match self.dialect().await {
+            Ok(dialect) => request::read(incoming(&received), dialect),
+            Err(e) => Read {
+                request: Request::Refused(format!("cannot tell how the engine reads it: {e:#}")),
+                forward: None,
+                route: None,
+            },
         };
-        let Verdict::Refuse(refusal) = verdict else {
+        let pass = |id: Option<&str>| match &read.forward {
+            Some(forward) => Answer::Pass(Pass {
+                target: forward.target_with(id),
+                body: id.and_then(|id| forward.body_with(id)),
+                admit: matches!(read.request, Request::Create(_)),
+            }),
+            None => Answer::AsIs,
+        };
+        if read.request == Request::Harmless {
+            return pass(None);
+        }
+        let state = self.current();
+        let (judgement, resolved) = match &read.request {
+            Request::Refused(_) => (
+                Judgement::Verdict(policy::decide(&state, &read.request, &no_one())),
+                None,
+            ),
+            request => match self.consult(&state, request).await {
+                Ok(found) => found,
+                // Never treated as "nothing to protect": a guard that cannot see lets nothing by.
+                Err(e) => (
+                    Judgement::Verdict(Refusal::verdict(
+                        None,
+                        format!("cannot check this request against the list: {e:#}"),
+                    )),
+                    None,
+                ),
+            },
+        };
+        let refusal = match judgement {
+            Judgement::Missing(reference) => return Answer::Missing(reference),
+            Judgement::Verdict(Verdict::Allow) => return pass(resolved.as_deref()),
+            Judgement::Verdict(Verdict::Refuse(refusal)) => refusal,
+        };
+        self.report(&read.request, &received, &refusal).await;
+        match self.options.dry_run {
+            true => pass(resolved.as_deref()),
+            false => Answer::Refuse(refusal),
+        }
+    }
+
+    /// Resolve what the request reaches through the engine and ask the policy. The second
+    /// value is the id of the container the request names, when it names one.
+    async fn consult(
+        &self,
+        state: &State,
+        request: &Request,
+    ) -> Result<(Judgement, Option<String>)> {
+        let plugin = self.options.plugin.as_deref();
+        let engine = match request {
+            Request::Plugin { .. } | Request::Create(None) => None,
+            _ => Some(self.engine(state).await?),
+        };
+        let mut request = request.clone();
+        let mut affected = Vec::new();
+        let mut resolved = None;
+        if let Some(engine) = engine {
+            if let Some(reference) = request.container() {
+                let Some(json) = engine
+                    .inspect(reference)
+                    .await
+                    .with_context(|| format!("cannot inspect container {reference}"))?
+                else {
+                    return Ok((Judgement::Missing(reference.to_string()), None));
+                };
+                let target = target_of(&json);
+                resolved = Some(target.id.clone());
+                // A plugin cannot send the resolved id on: the engine resolves the reference
+                // again, and an id prefix can name another container by then (a decoy named
+                // like a prefix of a listed container's id, removed meanwhile). Each container
+                // the reference could name is judged.
+                if plugin.is_some() && could_be_id_prefix(reference) {
+                    let listed = engine.list(&state.scope).await?;
+                    affected.extend(
+                        listed
+                            .into_iter()
+                            .filter(|c| c.id.starts_with(reference) && c.id != target.id)
+                            .map(listed_as_observed),
+                    );
+                }
+                // Podman removes a pod's infra container with the whole pod.
+                let infra = match (&request, engine.defaults.kind) {
+                    (
+                        Request::Change {
+                            operation: route::Operation::Remove,
+                            ..
+                        },
+                        EngineKind::Podman,
+                    ) => engine.infra_of(&target.id).await?,
+                    _ => None,
+                };
+                affected.insert(0, target);
+                if let Some(pod) = infra {
+                    let pod = Request::Pod {
+                        operation: route::PodOperation::Change(route::Operation::Remove),
+                        pod,
+                    };
+                    affected.extend(self.users(engine, state, &pod).await?);
+                }
+            }
+            affected.extend(self.users(engine, state, &request).await?);
+            if let Request::Create(Some(create)) = &mut request {
+                // The engine gives a container its image's labels too.
+                if let Some(image) = engine.image(&create.image).await.ok().flatten() {
+                    for (key, value) in request::string_map(&image.config["Labels"]) {
+                        create.labels.entry(key).or_insert(value);
+                    }
+                }
+            }
+        }
+        let names = policy::names_to_observe(state, &request, &affected);
+        let observed = match (names.is_empty(), engine) {
+            (false, Some(engine)) => {
+                observe::host(engine, &state.scope, Capture::Named(&names)).await?
+            }
+            _ => Vec::new(),
+        };
+        // The captured form of each affected container, where it was captured.
+        for one in affected.iter_mut() {
+            if let Some(captured) = observed.iter().find(|o| o.id == one.id) {
+                *one = captured.clone();
+            }
+        }
+        let seen = Seen {
+            affected: &affected,
+            observed: &observed,
+            plugin,
+        };
+        Ok((
+            Judgement::Verdict(policy::decide(state, &request, &seen)),
+            resolved,
+        ))
+    }
+
+    /// The containers a request reaches without naming them: the users of an image, volume or
+    /// network it removes (Podman removes them with it), a pod's containers.
+    async fn users(
+        &self,
+        engine: &Engine,
+        state: &State,
+        request: &Request,
+    ) -> Result<Vec<Observed>> {
+        let scope = &state.scope;
+        let listed = match request {
+            Request::RemoveWithUsers { resource, name } => match resource {
+                Resource::Image => {
+                    self.image_users(engine, state, std::slice::from_ref(name))
+                        .await?
+                }
+                Resource::Volume => engine.list_where(scope, Some(("volume", name))).await?,
+                Resource::Network => engine.list_where(scope, Some(("network", name))).await?,
+            },
+            Request::RemoveImages { all: true, .. } => engine.list(scope).await?,
+            Request::RemoveImages { images, .. } => self.image_users(engine, state, images).await?,
+            Request::Pod { pod, .. } => {
+                let members = engine.pod_members(pod).await?.unwrap_or_default();
+                engine
+                    .list(scope)
+                    .await?
+                    .into_iter()
+                    .filter(|c| members.contains(&c.id))
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        Ok(listed.into_iter().map(listed_as_observed).collect())
+    }
+
+    /// The containers in scope created from any of `images`.
+    async fn image_users(
+        &self,
+        engine: &Engine,
+        state: &State,
+        images: &[String],
+    ) -> Result<Vec<Listed>> {
+        let bare = |id: &str| id.trim_start_matches("sha256:").to_string();
+        let mut ids = Vec::new();
+        for image in images {
+            if let Some(found) = engine.image(image).await? {
+                ids.push(bare(&found.id));
+            }
+        }
+        Ok(engine
+            .list(&state.scope)
+            .await?
+            .into_iter()
+            .filter(|c| ids.contains(&bare(&c.image_id)))
+            .collect())
+    }
+
+    /// Measure the container a create made (`id`) as the engine made it, and remove it again
+    /// when the list does not allow it. Under --dry-run it stays, and the refusal is logged.
+    pub async fn admit(&self, id: &str, received: &Received<'_>) -> Verdict {
+        let state = self.current();
+        let measured = async {
+            let engine = self.engine(&state).await?;
+            let Some(json) = engine.inspect(id).await? else {
+                // Gone already: nothing to admit.
+                return Ok::<_, anyhow::Error>((Verdict::Allow, None));
+            };
+            let created = target_of(&json);
+            let create = request::Create {
+                name: Some(created.name.clone()),
+                ..Default::default()
+            };
+            let mut names = policy::names_to_observe(&state, &Request::Create(Some(create)), &[]);
+            names.insert(created.name.clone());
+            let observed = observe::host(engine, &state.scope, Capture::Named(&names)).await?;
+            let created = observed
+                .iter()
+                .find(|o| o.id == created.id)
+                .cloned()
+                .unwrap_or(created);
+            Ok((policy::admit(&state, &created, &observed), Some(engine)))
+        };
+        let (verdict, engine) = match measured.await {
+            Ok(found) => found,
+            Err(e) => (
+                Refusal::verdict(
+                    None,
+                    format!("cannot check the container just created against the list: {e:#}"),
+                ),
+                None,
+            ),
+        };
+        let Verdict::Refuse(mut refusal) = verdict else {
             return Verdict::Allow;
         };
-        self.report(&request, &received, &refusal).await;
+        if !self.options.dry_run {
+            let removed = match engine {
+                Some(engine) => engine.remove(id).await,
+                None => match self.engine(&state).await {
+                    Ok(engine) => engine.remove(id).await,
+                    Err(e) => Err(e),
+                },
+            };
+            refusal.message += &match removed {
+                Ok(()) => "; it was removed again".to_string(),
+                Err(e) => format!("; removing it failed ({e:#}): remove it by hand"),
+            };
+        }
+        self.report(&Request::Create(None), received, &refusal)
+            .await;
         match self.options.dry_run {
             true => Verdict::Allow,
             false => Verdict::Refuse(refusal),
         }
-    }
-
-    /// Read what the policy needs of the engine and ask it.
-    async fn consult(&self, state: &State, request: &Request) -> Result<Verdict> {
-        let plugin = self.options.plugin.as_deref();
-        let target = match request {
-            Request::Change { container, .. } => {
-                let engine = self.engine(state).await?;
-                let inspect = engine
-                    .inspect(container)
-                    .await
-                    .with_context(|| format!("cannot inspect container {container}"))?;
-                match inspect {
-                    Some(json) => Some(target_of(&json)),
-                    None => return Ok(Verdict::Allow),
-                }
-            }
-            _ => None,
-        };
-        let names = policy::names_to_observe(state, request, target.as_ref().map(|t| &*t.name));
-        let observed = match names.is_empty() {
-            true => Vec::new(),
-            false => {
-                let engine = self.engine(state).await?;
-                observe::host(engine, &state.scope, Capture::Named(&names)).await?
-            }
-        };
-        Ok(policy::decide(
-            state,
-            request,
-            target.as_ref(),
-            &observed,
-            plugin,
-        ))
     }
 
     async fn report(&self, request: &Request, received: &Received<'_>, refusal: &Refusal) {
@@ -245,7 +501,7 @@ impl Guard {
         tracing::warn!(
             "{said} {} {}{who}: {}",
             received.method,
-            received.uri,
+            received.uri.escape_debug(),
             refusal.message
         );
         self.refusals.count(request.operation(), dry_run);
@@ -269,6 +525,33 @@ impl Guard {
     }
 }
 
+fn incoming<'a>(received: &'a Received<'a>) -> Incoming<'a> {
+    Incoming {
+        method: received.method,
+        target: received.uri,
+        content_types: received.content_types,
+        has_body: received.has_body,
+        body: received.body,
+    }
+}
+
+fn no_one() -> Seen<'static> {
+    Seen {
+        affected: &[],
+        observed: &[],
+        plugin: None,
+    }
+}
+
+/// Whether dockerd could read `reference` as an id prefix: lower-case hex, shorter than an id.
+fn could_be_id_prefix(reference: &str) -> bool {
+    !reference.is_empty()
+        && reference.len() < 64
+        && reference
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// The container an inspect describes, enough for the policy to place it.
 fn target_of(json: &Value) -> Observed {
     let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
@@ -280,7 +563,25 @@ fn target_of(json: &Value) -> Observed {
         image: text(&json["Config"]["Image"]),
         running: status.is_running(),
         status,
+        managed: Orchestrator::owning(labels.keys().map(String::as_str)),
         labels,
+        spec: None,
+        last_run: LastRun::default(),
+        runs_guestlist: false,
+        origin: None,
+    }
+}
+
+/// A listed container, as far as the list shows it.
+fn listed_as_observed(c: Listed) -> Observed {
+    Observed {
+        running: c.status.is_running(),
+        managed: Orchestrator::owning(c.labels.keys().map(String::as_str)),
+        id: c.id,
+        name: c.name,
+        image: c.image,
+        status: c.status,
+        labels: c.labels,
         spec: None,
         last_run: LastRun::default(),
         runs_guestlist: false,

@@ -3,9 +3,11 @@
 //!
 //! The protocol (dockerd's `pkg/plugins` and `pkg/authorization`): `POST /Plugin.Activate` is
 //! answered with the `authz` interface; then each request arrives as `AuthZPlugin.AuthZReq`
-//! before the engine acts, and as `AuthZPlugin.AuthZRes` after. Nothing can be undone after, so
-//! every decision is made in AuthZReq. The engine passes the request body base64-encoded, and
-//! only for JSON bodies under 1 MiB.
+//! before the engine acts, and as `AuthZPlugin.AuthZRes` after. The engine acts between the
+//! two, so every decision is made in AuthZReq, but for one: the container a create made is
+//! measured in AuthZRes as the engine made it, and removed again (the client is refused) when
+//! the list does not allow it. The engine passes the request body base64-encoded, and only for
+//! JSON bodies under 1 MiB (4 MiB from Docker 29.3).
 //!
 //! The guard's own engine reads (resolving the container a request names) come back here as
 //! requests of their own, so every connection is served on its own task: a decision waiting on
@@ -23,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::UnixListener;
 
 use super::policy::Verdict;
-use super::{Guard, Peer, Received};
+use super::{Answer, Guard, Peer, Received};
 
 /// Where dockerd looks for a plugin's socket by its name.
 pub const SOCKETS: &str = "/run/docker/plugins";
@@ -44,6 +46,15 @@ struct AuthZRequest {
     /// Base64; absent or null when the engine did not pass the body.
     #[serde(rename = "RequestBody", default)]
     body: Option<String>,
+    /// Go-canonical names, the last value of a repeated header.
+    #[serde(rename = "RequestHeaders", default)]
+    headers: Option<std::collections::HashMap<String, String>>,
+    /// In AuthZRes: the engine's answer.
+    #[serde(rename = "ResponseStatusCode", default)]
+    status: Option<u16>,
+    /// In AuthZRes, base64: the answer's body while the engine still buffers it (JSON only).
+    #[serde(rename = "ResponseBody", default)]
+    response_body: Option<String>,
 }
 
 /// What dockerd reads back (`authorization.Response`).
@@ -108,12 +119,22 @@ async fn handle(request: Request<Incoming>, guard: &Guard) -> Response<Full<Byte
                 serde_json::to_string(&answer).unwrap_or_default(),
             )
         }
-        // Every decision was made before the engine acted. The question (with the whole
-        // answer the engine is about to give) is read to its end all the same: a reply that
-        // leaves it unread can close the connection under dockerd, which then denies.
+        // Every decision but a create's was made before the engine acted. The question (with
+        // the whole answer the engine is about to give) is read to its end all the same: a
+        // reply that leaves it unread can close the connection under dockerd, which then denies.
         "/AuthZPlugin.AuthZRes" => {
-            let _ = request.into_body().collect().await;
-            reply(StatusCode::OK, r#"{"Allow":true}"#.into())
+            let answer = match read(request).await {
+                Ok(asked) => afterwards(&asked, guard).await,
+                Err(e) => AuthZResponse {
+                    allow: false,
+                    message: String::new(),
+                    error: format!("guestlist: cannot read the engine's question: {e}"),
+                },
+            };
+            reply(
+                StatusCode::OK,
+                serde_json::to_string(&answer).unwrap_or_default(),
+            )
         }
         _ => reply(
             StatusCode::NOT_FOUND,
@@ -141,31 +162,110 @@ async fn decide(asked: &AuthZRequest, guard: &Guard) -> AuthZResponse {
             .as_ref()
             .map_or("not passed".into(), |b| format!("{} base64 bytes", b.len()))
     );
-    // A body that is not valid base64 was not seen.
-    let body = asked
-        .body
-        .as_deref()
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
-    let verdict = guard
-        .judge(Received {
-            method: &asked.method,
-            uri: &asked.uri,
-            body: body.as_deref(),
-            peer: Peer::default(),
-            user: asked.user.as_deref(),
-        })
-        .await;
-    match verdict {
-        Verdict::Allow => AuthZResponse {
-            allow: true,
-            message: String::new(),
+    let body = decoded(asked.body.as_deref());
+    let types = asked.content_types();
+    let answer = guard.judge(asked.received(&types, body.as_deref())).await;
+    match answer {
+        // A container that does not exist: the engine says so itself.
+        Answer::AsIs | Answer::Pass(_) | Answer::Missing(_) => allowed(),
+        Answer::Refuse(refusal) => AuthZResponse {
+            allow: false,
+            message: refusal.message,
             error: String::new(),
         },
+    }
+}
+
+/// After the engine acted: a create's container is measured as the engine made it.
+async fn afterwards(asked: &AuthZRequest, guard: &Guard) -> AuthZResponse {
+    if asked.status != Some(201) || asked.method != "POST" {
+        return allowed();
+    }
+    let body = decoded(asked.body.as_deref());
+    let types = asked.content_types();
+    let received = asked.received(&types, body.as_deref());
+    let read = super::request::read(
+        super::request::Incoming {
+            method: received.method,
+            target: received.uri,
+            content_types: received.content_types,
+            has_body: received.has_body,
+            body: received.body,
+        },
+        super::target::Dialect::Docker,
+    );
+    if !matches!(read.request, super::request::Request::Create(_)) {
+        return allowed();
+    }
+    let answered = decoded(asked.response_body.as_deref());
+    let id = answered
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["Id"].as_str().map(String::from));
+    let Some(id) = id else {
+        tracing::warn!(
+            "the engine created a container for {} {} without telling its id: not measured",
+            asked.method,
+            asked.uri
+        );
+        return allowed();
+    };
+    match guard.admit(&id, &received).await {
+        Verdict::Allow => allowed(),
         Verdict::Refuse(refusal) => AuthZResponse {
             allow: false,
             message: refusal.message,
             error: String::new(),
         },
+    }
+}
+
+impl AuthZRequest {
+    fn content_types(&self) -> Vec<&str> {
+        self.header("Content-Type").into_iter().collect()
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .as_ref()?
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether the request carried a body, by its headers (the body itself is passed only when
+    /// it is JSON and small).
+    fn has_body(&self) -> bool {
+        let length = self
+            .header("Content-Length")
+            .and_then(|l| l.trim().parse::<u64>().ok());
+        length.is_some_and(|l| l > 0)
+            || self.header("Transfer-Encoding").is_some()
+            || self.body.as_deref().is_some_and(|b| !b.is_empty())
+    }
+
+    fn received<'a>(&'a self, types: &'a [&'a str], body: Option<&'a [u8]>) -> Received<'a> {
+        Received {
+            method: &self.method,
+            uri: &self.uri,
+            content_types: types,
+            has_body: self.has_body(),
+            body,
+            peer: Peer::default(),
+            user: self.user.as_deref(),
+        }
+    }
+}
+
+/// A base64 body; one that is not valid base64 was not seen.
+fn decoded(body: Option<&str>) -> Option<Vec<u8>> {
+    body.and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+}
+
+fn allowed() -> AuthZResponse {
+    AuthZResponse {
+        allow: true,
+        message: String::new(),
+        error: String::new(),
     }
 }
 

@@ -4,15 +4,21 @@
 //!
 //! Why "what enforce would do" and not "who asks": an authorization plugin on a unix socket
 //! sees no user, so guestlist's own requests and a person's look the same.
+//!
+//! Every request is judged by its effect on each container it reaches, however it names them:
+//! by path (stop, start), by body (network connect), or indirectly (a Podman image removal with
+//! `force` removes every container of that image, a pod stop stops its containers).
 
 use std::collections::BTreeSet;
 
-use super::request::{Create, Operation, Request};
+use super::request::{Create, Request};
+use super::route::{Operation, PodOperation, Run};
 use crate::execute::REPLACEMENT_SUFFIX;
 use crate::plan::{self, Action, Observed, Plan};
+use crate::record::change::Change;
 use crate::record::rules::Orchestrator;
 use crate::record::spec;
-use crate::record::state::State;
+use crate::record::state::{Entry, State};
 
 /// The answer to one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,12 +37,24 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    fn verdict(container: Option<&str>, message: String) -> Verdict {
+    pub fn verdict(container: Option<&str>, message: String) -> Verdict {
         Verdict::Refuse(Refusal {
             container: container.map(String::from),
             message: format!("guestlist: {message}"),
         })
     }
+}
+
+/// What the front end found out for a decision.
+pub struct Seen<'a> {
+    /// The existing containers the request acts on, as the engine resolved them: the one its
+    /// path or body names, the users of an image, volume or network, a pod's containers.
+    pub affected: &'a [Observed],
+    /// The host in the state's scope, with at least the containers `names_to_observe` named
+    /// captured.
+    pub observed: &'a [Observed],
+    /// The guard's own plugin name when it runs as one.
+    pub plugin: Option<&'a str>,
 }
 
 /// How an allowed container stands, as far as changing it goes.
@@ -48,34 +66,45 @@ enum Standing {
 }
 
 /// The allowed container a replacement's temporary name (`web-guestlist-new`) stands for.
-fn replaced_by(state: &State, name: &str) -> Option<String> {
-    let original = name.strip_suffix(REPLACEMENT_SUFFIX)?;
-    state.entry(original).map(|e| e.name.clone())
+fn replaced_by<'a>(state: &'a State, name: &str) -> Option<&'a Entry> {
+    state.entry(name.strip_suffix(REPLACEMENT_SUFFIX)?)
 }
 
-/// The allowed containers whose standing `decide` needs, with every allowed container they
-/// share a namespace with or depend on (a recreated owner makes its sharers drift too). The
-/// front end captures these; `target` is the name of the container the request names.
+/// The entry whose name `name` is, or whose replacement's temporary name it is.
+fn holder<'a>(state: &'a State, name: &str) -> Option<&'a Entry> {
+    state.entry(name).or_else(|| replaced_by(state, name))
+}
+
+/// The containers whose standing `decide` needs, with every allowed container they share a
+/// namespace with or depend on (a recreated owner makes its sharers drift too). The front end
+/// captures these; `affected` are the containers the request reaches.
 pub fn names_to_observe(
     state: &State,
     request: &Request,
-    target: Option<&str>,
+    affected: &[Observed],
 ) -> BTreeSet<String> {
     let mut wanted: Vec<String> = Vec::new();
     let mut consider = |name: &str| {
-        if state.entry(name).is_some() {
-            wanted.push(name.to_string());
+        if let Some(entry) = holder(state, name) {
+            wanted.push(entry.name.clone());
         }
-        wanted.extend(replaced_by(state, name));
     };
     match request {
         Request::Create(Some(c)) => c.name.iter().for_each(|n| consider(n)),
         Request::Change { to, .. } => {
-            target.into_iter().for_each(&mut consider);
+            affected.iter().for_each(|o| consider(&o.name));
             to.iter().for_each(|n| consider(n));
         }
+        Request::Run { .. }
+        | Request::RemoveWithUsers { .. }
+        | Request::RemoveImages { .. }
+        | Request::Pod { .. } => affected.iter().for_each(|o| consider(&o.name)),
         Request::Prune => state.containers.iter().for_each(|e| consider(&e.name)),
-        Request::Create(None) | Request::Plugin { .. } | Request::Other => {}
+        Request::Create(None)
+        | Request::PodCreate { .. }
+        | Request::Plugin { .. }
+        | Request::Harmless
+        | Request::Refused(_) => {}
     }
     let mut names = BTreeSet::new();
     while let Some(name) = wanted.pop() {
@@ -87,23 +116,21 @@ pub fn names_to_observe(
             wanted.extend(deps.filter(|d| state.entry(d).is_some()));
         }
     }
+    // A container that would take a listed name is compared with that name's record.
+    if let Request::Change { to: Some(to), .. } = request {
+        if holder(state, to).is_some() {
+            names.extend(affected.iter().map(|o| o.name.clone()));
+        }
+    }
     names
 }
 
-/// Decide about `request`. `target` is the container a `Change` names, as the engine resolved
-/// it (`None`: there is none, and the engine answers 404 itself). `observed` is the host in the
-/// state's scope, with at least the containers `names_to_observe` named captured. `plugin` is
-/// the guard's own plugin name when it runs as one.
-pub fn decide(
-    state: &State,
-    request: &Request,
-    target: Option<&Observed>,
-    observed: &[Observed],
-    plugin: Option<&str>,
-) -> Verdict {
-    let plan = || plan::plan(state, observed);
+/// Decide about `request`, from what the front end `seen`.
+pub fn decide(state: &State, request: &Request, seen: &Seen<'_>) -> Verdict {
+    let plan = || plan::plan(state, seen.observed);
     match request {
-        Request::Other => Verdict::Allow,
+        Request::Harmless => Verdict::Allow,
+        Request::Refused(why) => Refusal::verdict(None, format!("refusing this request: {why}")),
         Request::Create(None) => Refusal::verdict(
             None,
             "cannot check this create against the list: the engine passed the plugin no \
@@ -111,61 +138,82 @@ pub fn decide(
                 .into(),
         ),
         Request::Create(Some(create)) => created(state, create, &plan),
+        Request::PodCreate { infra: None } => Verdict::Allow,
+        Request::PodCreate { infra: Some(infra) } => match created(state, infra, &plan) {
+            Verdict::Allow => Verdict::Allow,
+            Verdict::Refuse(r) => Refusal::verdict(
+                None,
+                format!(
+                    "refusing to create this pod: its infra container {}",
+                    r.message.trim_start_matches("guestlist: ")
+                ),
+            ),
+        },
+        // The first affected container is the one the engine resolved; any others are those
+        // the same reference could name by the time the engine acts (a plugin's id prefix).
         Request::Change { operation, to, .. } => {
-            let Some(target) = target else {
+            let Some(target) = seen.affected.first() else {
                 return Verdict::Allow;
             };
-            if let Standing::Protected(how) = standing(state, &plan(), target) {
-                return Refusal::verdict(
-                    Some(&target.name),
-                    format!(
-                        "refusing to {operation} container {name}: it is on this host's list \
-                         ({how}); `guestlist forget {name}` first, or stop the guard",
-                        name = target.name
-                    ),
-                );
+            let plan = plan();
+            // enforce connects a container it created to its other networks before starting it.
+            if let (Operation::Connect, Some(network)) = (operation, to) {
+                if connects_as_recorded(state, target, network) {
+                    return Verdict::Allow;
+                }
+            }
+            let refusal = seen
+                .affected
+                .iter()
+                .find_map(|o| protected(state, &plan, *operation, o, None));
+            if let Some(refusal) = refusal {
+                return refusal;
             }
             match (operation, to) {
-                // An extra stays an extra under any name: nothing the list protects changes.
-                (Operation::Rename, Some(_)) if is_extra(state, target) => Verdict::Allow,
-                (Operation::Rename, Some(to)) => {
-                    let as_created = Create {
-                        name: Some(to.clone()),
-                        image: target.image.clone(),
-                        labels: target.labels.clone(),
-                    };
-                    created(state, &as_created, &plan)
-                }
+                (Operation::Rename, Some(to)) => renamed(state, &plan, target, to),
                 _ => Verdict::Allow,
             }
         }
-        Request::Prune => {
+        Request::Run { run, .. } => {
             let plan = plan();
-            let protected: Vec<&str> = observed
+            seen.affected
                 .iter()
-                .filter(|o| !o.running && state.entry(&o.name).is_some())
-                .filter(|o| matches!(standing(state, &plan, o), Standing::Protected(_)))
-                .map(|o| o.name.as_str())
-                .collect();
-            match protected.first() {
-                None => Verdict::Allow,
-                Some(first) => Refusal::verdict(
-                    Some(first),
-                    format!(
-                        "a prune would remove {}, stopped and on this host's list: remove \
-                         other stopped containers by name, or `guestlist forget` {} first",
-                        protected.join(", "),
-                        match protected.len() {
-                            1 => "it",
-                            _ => "them",
-                        }
-                    ),
-                ),
+                .map(|o| runs(state, &plan, *run, o, None))
+                .find(|v| *v != Verdict::Allow)
+                .unwrap_or(Verdict::Allow)
+        }
+        Request::RemoveWithUsers { resource, name } => {
+            let what = format!("to remove {} {name}", resource_word(*resource));
+            each_changed(state, &plan(), Operation::Remove, seen.affected, &what)
+        }
+        Request::RemoveImages { images, all } => {
+            let what = match all {
+                true => "to remove every image".to_string(),
+                false => format!("to remove images {}", images.join(", ")),
+            };
+            each_changed(state, &plan(), Operation::Remove, seen.affected, &what)
+        }
+        Request::Pod { operation, pod } => {
+            let plan = plan();
+            match operation {
+                PodOperation::Change(op) => {
+                    let what = format!("to {} pod {pod}", op.word());
+                    each_changed(state, &plan, *op, seen.affected, &what)
+                }
+                PodOperation::Run(run) => {
+                    let what = format!("to {} pod {pod}", run.word());
+                    seen.affected
+                        .iter()
+                        .map(|o| runs(state, &plan, *run, o, Some(&what)))
+                        .find(|v| *v != Verdict::Allow)
+                        .unwrap_or(Verdict::Allow)
+                }
             }
         }
+        Request::Prune => pruned(state, &plan(), seen.observed),
         Request::Plugin { name } => {
             let bare = |n: &str| n.strip_suffix(":latest").unwrap_or(n).to_string();
-            match plugin.filter(|own| bare(own) == bare(name)) {
+            match seen.plugin.filter(|own| bare(own) == bare(name)) {
                 None => Verdict::Allow,
                 Some(own) => Refusal::verdict(
                     None,
@@ -180,33 +228,233 @@ pub fn decide(
     }
 }
 
-/// Whether a container created (or renamed) as `create` is allowed to exist.
-fn created(state: &State, create: &Create, plan: &dyn Fn() -> Plan) -> Verdict {
-    let name = create.name.as_deref();
-    if name.is_some_and(|n| state.entry(n).is_some()) {
-        // Missing, or the engine refuses the name as taken.
+fn resource_word(resource: super::route::Resource) -> &'static str {
+    match resource {
+        super::route::Resource::Image => "image",
+        super::route::Resource::Volume => "volume",
+        super::route::Resource::Network => "network",
+    }
+}
+
+/// The first refusal among `affected`, each changed by `operation` as a side effect of `what`.
+fn each_changed(
+    state: &State,
+    plan: &Plan,
+    operation: Operation,
+    affected: &[Observed],
+    what: &str,
+) -> Verdict {
+    affected
+        .iter()
+        .find_map(|o| protected(state, plan, operation, o, Some(what)))
+        .unwrap_or(Verdict::Allow)
+}
+
+/// The refusal of `operation` on `target` when `enforce` would undo it; `what` is the request
+/// when the container is reached indirectly.
+fn protected(
+    state: &State,
+    plan: &Plan,
+    operation: Operation,
+    target: &Observed,
+    what: Option<&str>,
+) -> Option<Verdict> {
+    let Standing::Protected(how) = standing(state, plan, target) else {
+        return None;
+    };
+    let name = &target.name;
+    let message = match what {
+        None => format!(
+            "refusing to {operation} container {name}: it is on this host's list ({how}); \
+             `guestlist forget {name}` first, or stop the guard",
+            operation = operation.word()
+        ),
+        Some(what) => format!(
+            "refusing {what}: it would {operation} container {name}, which is on this host's \
+             list ({how}); `guestlist forget {name}` first, or stop the guard",
+            operation = operation.word()
+        ),
+    };
+    Some(Refusal::verdict(Some(name), message))
+}
+
+/// Whether connecting `target` to `network` is what `enforce` does: a container it created
+/// (under a listed name or a replacement's), never started yet, joins a network of its record.
+fn connects_as_recorded(state: &State, target: &Observed, network: &str) -> bool {
+    let recorded =
+        holder(state, &target.name).is_some_and(|e| e.spec.networks.contains_key(network));
+    recorded && target.status == crate::plan::Status::Created
+}
+
+/// Whether `target` may be made to run: only as `enforce` would run it. An extra never; an
+/// allowed container only in its recorded configuration.
+fn runs(state: &State, plan: &Plan, run: Run, target: &Observed, what: Option<&str>) -> Verdict {
+    let name = &target.name;
+    if target.managed.is_some() || !state.scope.contains(&target.labels) || target.runs_guestlist {
         return Verdict::Allow;
     }
-    if let Some(original) = name.and_then(|n| replaced_by(state, n)) {
-        let plan = plan();
-        let replacing = plan
-            .actions()
-            .any(|a| matches!(a, Action::Replace { name, .. } if *name == original));
-        return match replacing {
-            true => Verdict::Allow,
-            false => Refusal::verdict(
-                name,
+    let doing = match what {
+        Some(what) => format!("refusing {what}: it would {} container {name}", run.word()),
+        None => format!("refusing to {} container {name}", run.word()),
+    };
+    if state.entry(name).is_some() {
+        let fine = plan.in_sync.contains(name)
+            || plan.removing.contains(name)
+            || plan.spared.iter().any(|a| a.name() == name);
+        return match plan.actions().find(|a| a.name() == name) {
+            _ if fine => Verdict::Allow,
+            Some(Action::Start { .. }) | None => Verdict::Allow,
+            Some(Action::Replace { reason, .. }) => Refusal::verdict(
+                Some(name),
                 format!(
-                    "{} is the name guestlist gives a replacement of {original}, which needs \
-                     none: choose another name",
-                    name.unwrap_or_default()
+                    "{doing}: it is on this host's list but {reason}, so enforce replaces it \
+                     rather than run it; `guestlist snapshot {name}` keeps it as it is"
                 ),
             ),
+            Some(_) => Verdict::Allow,
         };
     }
-    if !state.scope.contains(&create.labels)
-        || Orchestrator::owning(create.labels.keys().map(String::as_str)).is_some()
+    if state
+        .allow
+        .iter()
+        .any(|r| r.matches(name, &target.image, &target.labels))
     {
+        return Verdict::Allow;
+    }
+    Refusal::verdict(
+        Some(name),
+        format!(
+            "{doing}: it is not on this host's list and no allow rule matches it (an extra, \
+             which enforce removes)"
+        ),
+    )
+}
+
+/// Whether `target` may be renamed to `to`: an extra stays an extra under any name; otherwise
+/// it must be a container that may exist under the new name, as a create under it must.
+fn renamed(state: &State, plan: &Plan, target: &Observed, to: &str) -> Verdict {
+    if is_extra(state, target) && holder(state, to).is_none() {
+        return Verdict::Allow;
+    }
+    let as_created = Create {
+        name: Some(to.to_string()),
+        image: target.image.clone(),
+        labels: target.labels.clone(),
+    };
+    if let Verdict::Refuse(r) = created(state, &as_created, &|| plan.clone()) {
+        return Verdict::Refuse(r);
+    }
+    match record_check(state, to, target) {
+        Ok(()) => Verdict::Allow,
+        Err(why) => Refusal::verdict(
+            Some(&target.name),
+            format!(
+                "refusing to rename container {} to {to}: {why}",
+                target.name
+            ),
+        ),
+    }
+}
+
+/// The created container `created`, as the engine made it, measured against the list: what
+/// `created` allowed by the request's reading must hold for the engine's too, and a container
+/// under a listed name (or its replacement's) must be what `enforce` would create.
+pub fn admit(state: &State, created_as: &Observed, observed: &[Observed]) -> Verdict {
+    let create = Create {
+        name: Some(created_as.name.clone()),
+        image: created_as.image.clone(),
+        labels: created_as.labels.clone(),
+    };
+    if let Verdict::Refuse(r) = created(state, &create, &|| plan::plan(state, observed)) {
+        return Verdict::Refuse(r);
+    }
+    match record_check(state, &created_as.name, created_as) {
+        Ok(()) => Verdict::Allow,
+        Err(why) => Refusal::verdict(
+            Some(&created_as.name),
+            format!("refusing to create container {}: {why}", created_as.name),
+        ),
+    }
+}
+
+/// For a container that takes the name `name`: when the name is listed (or a listed
+/// container's replacement's), it must be what `enforce` would create, but for networks it is
+/// still to be connected to (enforce creates with one network and connects the others before
+/// it starts the container).
+fn record_check(state: &State, name: &str, container: &Observed) -> Result<(), String> {
+    let Some(entry) = holder(state, name) else {
+        return Ok(());
+    };
+    if container.spec.is_none() {
+        return Err(format!(
+            "its configuration could not be read to compare it with the record of {}",
+            entry.name
+        ));
+    }
+    let differ: Vec<Change> = plan::differences(entry, container)
+        .into_iter()
+        .filter(|c| !(c.field.starts_with("networks.") && c.live.is_null()))
+        .collect();
+    if differ.is_empty() {
+        return Ok(());
+    }
+    let fields: Vec<&str> = differ.iter().map(|c| c.field.as_str()).collect();
+    Err(format!(
+        "only what enforce would create may take the name {name}, and this differs from the \
+         record of {} in {}",
+        entry.name,
+        fields.join(", ")
+    ))
+}
+
+/// Whether a container created (or renamed) as `create` may exist, as far as the request
+/// tells. A listed name (or a replacement's temporary name) must go to a container guestlist
+/// manages, and its configuration is compared with the record once the engine made it
+/// (`admit`).
+fn created(state: &State, create: &Create, plan: &dyn Fn() -> Plan) -> Verdict {
+    let name = create.name.as_deref();
+    let claimed = Orchestrator::owning(create.labels.keys().map(String::as_str));
+    if let Some(entry) = name.and_then(|n| holder(state, n)) {
+        let name = name.unwrap_or_default();
+        if !state.scope.contains(&create.labels) {
+            return Refusal::verdict(
+                Some(name),
+                format!(
+                    "container {name} would be outside the scope ({}) under a name on this \
+                     host's list: guestlist could never create {} again",
+                    state.scope, entry.name
+                ),
+            );
+        }
+        if let Some(by) = claimed {
+            return Refusal::verdict(
+                Some(name),
+                format!(
+                    "container {name} carries {}'s labels under a name on this host's list",
+                    by.name()
+                ),
+            );
+        }
+        if name != entry.name {
+            let replacing = plan()
+                .actions()
+                .any(|a| matches!(a, Action::Replace { name, .. } if *name == entry.name));
+            if !replacing {
+                return Refusal::verdict(
+                    Some(name),
+                    format!(
+                        "{name} is the name guestlist gives a replacement of {}, which needs \
+                         none: choose another name",
+                        entry.name
+                    ),
+                );
+            }
+        }
+        return Verdict::Allow;
+    }
+    // Swarm never creates through the API: its labels on a create are not its own.
+    let believed = claimed.is_some_and(|by| by != Orchestrator::Swarm);
+    if !state.scope.contains(&create.labels) || believed {
         return Verdict::Allow;
     }
     let name_text = name.unwrap_or_default();
@@ -236,12 +484,38 @@ fn created(state: &State, create: &Create, plan: &dyn Fn() -> Plan) -> Verdict {
     )
 }
 
+/// A prune removes every stopped container: refused when one of them is protected.
+fn pruned(state: &State, plan: &Plan, observed: &[Observed]) -> Verdict {
+    let protected: Vec<&str> = observed
+        .iter()
+        .filter(|o| !o.running && state.entry(&o.name).is_some())
+        .filter(|o| matches!(standing(state, plan, o), Standing::Protected(_)))
+        .map(|o| o.name.as_str())
+        .collect();
+    match protected.first() {
+        None => Verdict::Allow,
+        Some(first) => Refusal::verdict(
+            Some(first),
+            format!(
+                "a prune would remove {}, stopped and on this host's list: remove other \
+                 stopped containers by name, or `guestlist forget` {} first",
+                protected.join(", "),
+                match protected.len() {
+                    1 => "it",
+                    _ => "them",
+                }
+            ),
+        ),
+    }
+}
+
 /// Whether `enforce` would remove `target` as an extra: in scope, not another orchestrator's,
 /// not on the list, matched by no allow rule.
 fn is_extra(state: &State, target: &Observed) -> bool {
     state.entry(&target.name).is_none()
         && state.scope.contains(&target.labels)
-        && Orchestrator::owning(target.labels.keys().map(String::as_str)).is_none()
+        && target.managed.is_none()
+        && !target.runs_guestlist
         && !state
             .allow
             .iter()
@@ -251,10 +525,7 @@ fn is_extra(state: &State, target: &Observed) -> bool {
 /// How the existing container `target` stands against the list and what `enforce` would do.
 fn standing(state: &State, plan: &Plan, target: &Observed) -> Standing {
     let listed = state.entry(&target.name).is_some();
-    if !listed
-        || !state.scope.contains(&target.labels)
-        || Orchestrator::owning(target.labels.keys().map(String::as_str)).is_some()
-    {
+    if !listed || !state.scope.contains(&target.labels) || target.managed.is_some() {
         return Standing::Open;
     }
     if plan.in_sync.contains(&target.name) {

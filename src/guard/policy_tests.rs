@@ -3,7 +3,8 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::guard::request::parse;
+use crate::guard::request::{read, Incoming};
+use crate::guard::target::Dialect;
 use crate::plan::{LastRun, Status};
 use crate::record::spec::ContainerSpec;
 use crate::record::state::{EngineInfo, Entry, VERSION};
@@ -51,6 +52,7 @@ fn live(state: &State, name: &str, labels: &[(&str, &str)]) -> Observed {
         last_run: LastRun::default(),
         runs_guestlist: false,
         origin: None,
+        managed: None,
     }
 }
 
@@ -67,17 +69,40 @@ fn stopped(mut o: Observed) -> Observed {
     o
 }
 
-/// The verdict on `method uri` with `body`, the request naming `target` (by name) on a
-/// host running `host`.
+/// The verdict on `method uri` with `body` on a host running `host`; the container the request
+/// names is found in `host` by name or id prefix.
 fn verdict(state: &State, host: &[Observed], method: &str, uri: &str, body: &str) -> Verdict {
-    let request = parse(method, uri, Some(body.as_bytes()));
-    let target = match &request {
-        Request::Change { container, .. } => host
+    let request = parse(method, uri, body);
+    let affected: Vec<Observed> = match request.container() {
+        Some(container) => host
             .iter()
-            .find(|o| o.name == *container || o.id.starts_with(container.as_str())),
-        _ => None,
+            .find(|o| o.name == container || o.id.starts_with(container))
+            .cloned()
+            .into_iter()
+            .collect(),
+        None => Vec::new(),
     };
-    decide(state, &request, target, host, Some("guestlist-guard"))
+    judge(state, &request, &affected, host)
+}
+
+fn judge(state: &State, request: &Request, affected: &[Observed], host: &[Observed]) -> Verdict {
+    let seen = Seen {
+        affected,
+        observed: host,
+        plugin: Some("guestlist-guard"),
+    };
+    decide(state, request, &seen)
+}
+
+fn parse(method: &str, uri: &str, body: &str) -> Request {
+    let incoming = Incoming {
+        method,
+        target: uri,
+        content_types: &[],
+        has_body: !body.is_empty(),
+        body: Some(body.as_bytes()),
+    };
+    read(incoming, Dialect::Docker).request
 }
 
 fn refused(v: &Verdict) -> &str {
@@ -118,7 +143,7 @@ fn an_allowed_container_in_sync_is_neither_removed_stopped_killed_paused_renamed
         ("POST", "/containers/web/restart"),
         ("POST", "/containers/web/unpause"),
         ("POST", "/containers/web/exec"),
-        ("GET", "/containers/web/logs?follow=1"),
+        ("POST", "/containers/web/attach?stream=1"),
     ] {
         assert_eq!(verdict(&state, &host, method, uri, ""), Verdict::Allow);
     }
@@ -140,11 +165,26 @@ fn an_allowed_container_that_enforce_would_replace_may_be_changed_and_replaced()
     // enforce's own replacement: created under the temporary name, then renamed.
     let create = "/v1.41/containers/create?name=web-guestlist-new";
     assert_eq!(verdict(&state, &host, "POST", create, "{}"), Verdict::Allow);
+    // It takes the name when it is what the record says, networks still to connect aside.
     let mut temporary = live(&state, "web-guestlist-new", &[]);
-    temporary.spec = None;
-    let host = [temporary];
+    temporary.spec = Some(entry("web").spec);
     let rename = "/v1.41/containers/web-guestlist-new/rename?name=web";
-    assert_eq!(verdict(&state, &host, "POST", rename, ""), Verdict::Allow);
+    assert_eq!(
+        verdict(&state, &[temporary.clone()], "POST", rename, ""),
+        Verdict::Allow
+    );
+    let mut wrong = temporary.clone();
+    if let Some(spec) = &mut wrong.spec {
+        spec.host_config.insert("Binds".into(), json!(["/:/host"]));
+    }
+    let v = verdict(&state, &[wrong], "POST", rename, "");
+    assert!(
+        refused(&v).contains("differs from the record of web in host_config.Binds"),
+        "{v:?}"
+    );
+    let mut unread = temporary;
+    unread.spec = None;
+    assert!(refused(&verdict(&state, &[unread], "POST", rename, "")).contains("could not be read"));
 }
 
 #[test]
@@ -230,7 +270,6 @@ fn a_create_is_allowed_when_listed_tolerated_out_of_scope_or_orchestrated() {
     );
     let allowed = [
         ("web", r#"{"Image":"img:1","Labels":{"team":"a"}}"#),
-        ("web", r#"{"Image":"img:1"}"#),
         ("ci-7", r#"{"Image":"x","Labels":{"team":"a"}}"#),
         ("any", r#"{"Image":"tools/lint","Labels":{"team":"a"}}"#),
         (
@@ -280,21 +319,33 @@ fn a_create_that_would_be_an_extra_is_refused_and_says_why() {
     assert!(refused(&v).contains("a container without a name (image busybox)"));
     // Podman's own API, with the name in the body.
     let body = r#"{"name":"x","image":"busybox"}"#;
-    let v = verdict(
-        &state,
-        &[],
-        "POST",
-        "/v4.3.0/libpod/containers/create",
-        body,
-    );
+    let incoming = Incoming {
+        method: "POST",
+        target: "/v4.3.0/libpod/containers/create",
+        content_types: &[],
+        has_body: true,
+        body: Some(body.as_bytes()),
+    };
+    let request = read(incoming, Dialect::Podman).request;
+    let v = judge(&state, &request, &[], &[]);
     assert!(refused(&v).contains("container x (image busybox)"));
 }
 
 #[test]
 fn a_create_whose_body_was_not_seen_is_refused() {
     let state = state(vec![entry("web")], &[], &[]);
-    let request = parse("POST", "/containers/create?name=web", None);
-    let v = decide(&state, &request, None, &[], None);
+    let request = read(
+        Incoming {
+            method: "POST",
+            target: "/containers/create?name=web",
+            content_types: &[],
+            has_body: true,
+            body: None,
+        },
+        Dialect::Docker,
+    )
+    .request;
+    let v = judge(&state, &request, &[], &[]);
     assert!(refused(&v).contains("passed the plugin no body"), "{v:?}");
 }
 
@@ -353,9 +404,9 @@ fn a_sharer_of_a_namespace_whose_owner_is_recreated_may_be_replaced() {
         verdict(&state, &host, "DELETE", "/containers/app", ""),
         Verdict::Allow
     );
-    let request = parse("DELETE", "/containers/app", None);
+    let request = parse("DELETE", "/containers/app", "");
     assert_eq!(
-        names_to_observe(&state, &request, Some("app")),
+        names_to_observe(&state, &request, &host),
         BTreeSet::from(["app".to_string(), "db".to_string()])
     );
     let host = [live(&state, "app", &[]), live(&state, "db", &[])];
@@ -365,25 +416,29 @@ fn a_sharer_of_a_namespace_whose_owner_is_recreated_may_be_replaced() {
 #[test]
 fn only_what_matters_is_observed() {
     let state = state(vec![entry("web"), entry("db")], &[], &[]);
-    let names =
-        |method, uri, target| names_to_observe(&state, &parse(method, uri, Some(b"{}")), target);
-    assert!(names("POST", "/containers/create?name=x", None).is_empty());
-    assert!(names("DELETE", "/containers/x", Some("x")).is_empty());
-    assert_eq!(
-        names("POST", "/containers/create?name=web-guestlist-new", None).len(),
-        1
-    );
+    let x = [live(&state, "x", &[])];
+    let names = |method, uri, body, affected: &[Observed]| {
+        names_to_observe(&state, &parse(method, uri, body), affected)
+    };
+    assert!(names("POST", "/containers/create?name=x", "{}", &[]).is_empty());
+    assert!(names("DELETE", "/containers/x", "", &x).is_empty());
     assert_eq!(
         names(
             "POST",
-            "/containers/x/rename?name=db-guestlist-new",
-            Some("x")
+            "/containers/create?name=web-guestlist-new",
+            "{}",
+            &[]
         )
         .len(),
         1
     );
-    assert_eq!(names("POST", "/containers/prune", None).len(), 2);
-    assert!(names("GET", "/containers/json", None).is_empty());
+    // The renamed container is compared with the record of the name it takes.
+    assert_eq!(
+        names("POST", "/containers/x/rename?name=db-guestlist-new", "", &x),
+        BTreeSet::from(["db".to_string(), "x".to_string()])
+    );
+    assert_eq!(names("POST", "/containers/prune", "", &[]).len(), 2);
+    assert!(names("POST", "/containers/x/rename?name=y", "", &x).is_empty());
 }
 
 #[test]
@@ -405,10 +460,197 @@ fn the_guards_own_plugin_is_not_disabled_through_the_api() {
         verdict(&state, &[], "POST", "/plugins/other/disable", ""),
         Verdict::Allow
     );
-    let request = parse("POST", "/plugins/guestlist-guard/disable", None);
+    let request = parse("POST", "/plugins/guestlist-guard/disable", "");
+    let seen = Seen {
+        affected: &[],
+        observed: &[],
+        plugin: None,
+    };
     assert_eq!(
-        decide(&state, &request, None, &[], None),
+        decide(&state, &request, &seen),
         Verdict::Allow,
         "a proxy has no plugin"
+    );
+}
+
+#[test]
+fn an_extra_is_never_made_to_run_and_an_allowed_one_only_as_recorded() {
+    let state = state(vec![entry("web")], &["label=team=a"], &["name=ci-*"]);
+    let host = [
+        stopped(live(&state, "web", &[("team", "a")])),
+        stopped(live(&state, "intruder", &[("team", "a")])),
+        stopped(live(&state, "web-guestlist-new", &[("team", "a")])),
+        stopped(live(&state, "ci-1", &[("team", "a")])),
+        stopped(live(&state, "theirs", &[("team", "b")])),
+    ];
+    for verb in ["start", "restart", "unpause"] {
+        for name in ["intruder", "web-guestlist-new"] {
+            let uri = format!("/containers/{name}/{verb}");
+            let v = verdict(&state, &host, "POST", &uri, "");
+            assert!(
+                refused(&v).contains(&format!(
+                    "refusing to {verb} container {name}: it is not on"
+                )),
+                "{uri}: {v:?}"
+            );
+        }
+        for name in ["web", "ci-1", "theirs"] {
+            let uri = format!("/containers/{name}/{verb}");
+            assert_eq!(
+                verdict(&state, &host, "POST", &uri, ""),
+                Verdict::Allow,
+                "{uri}"
+            );
+        }
+    }
+    // Changed, it would run in a configuration that is not the record's.
+    let host = [changed(stopped(live(&state, "web", &[("team", "a")])))];
+    let v = verdict(&state, &host, "POST", "/containers/web/start", "");
+    assert!(
+        refused(&v).contains("but changed image, so enforce replaces it"),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn a_network_change_of_a_protected_container_is_refused() {
+    let state = state(vec![entry("web")], &[], &[]);
+    let host = [live(&state, "web", &[]), live(&state, "extra", &[])];
+    for verb in ["connect", "disconnect"] {
+        let uri = format!("/networks/front/{verb}");
+        let v = verdict(&state, &host, "POST", &uri, r#"{"Container":"web"}"#);
+        assert!(
+            refused(&v).contains(&format!("refusing to {verb} a network")),
+            "{v:?}"
+        );
+        let v = verdict(&state, &host, "POST", &uri, r#"{"Container":"extra"}"#);
+        assert_eq!(v, Verdict::Allow);
+    }
+    // enforce connects a container it created to the other networks of its record.
+    let mut recorded = entry("web");
+    recorded
+        .spec
+        .networks
+        .insert("front".into(), Default::default());
+    let state = state_with(recorded, &state);
+    let mut created = stopped(live(&state, "web", &[]));
+    created.status = Status::Created;
+    let connect = r#"{"Container":"web"}"#;
+    let host = [created.clone()];
+    assert_eq!(
+        verdict(&state, &host, "POST", "/networks/front/connect", connect),
+        Verdict::Allow
+    );
+    let v = verdict(&state, &host, "POST", "/networks/other/connect", connect);
+    assert!(
+        refused(&v).contains("refusing to connect a network to container web"),
+        "{v:?}"
+    );
+    let v = verdict(&state, &host, "POST", "/networks/front/disconnect", connect);
+    assert!(refused(&v).contains("refusing to disconnect"), "{v:?}");
+}
+
+#[test]
+fn what_removes_or_stops_containers_indirectly_is_judged_by_each_of_them() {
+    let state = state(vec![entry("web")], &[], &[]);
+    let web = live(&state, "web", &[]);
+    let extra = live(&state, "extra", &[]);
+    let host = [web.clone(), extra.clone()];
+    let removal = Request::RemoveWithUsers {
+        resource: crate::guard::route::Resource::Image,
+        name: "img:1".into(),
+    };
+    let v = judge(&state, &removal, &[extra.clone(), web.clone()], &host);
+    assert!(
+        refused(&v).contains("refusing to remove image img:1: it would remove container web"),
+        "{v:?}"
+    );
+    assert_eq!(
+        judge(&state, &removal, std::slice::from_ref(&extra), &host),
+        Verdict::Allow
+    );
+    let pod = Request::Pod {
+        operation: PodOperation::Change(Operation::Stop),
+        pod: "p".into(),
+    };
+    assert!(
+        refused(&judge(&state, &pod, std::slice::from_ref(&web), &host)).contains("to stop pod p")
+    );
+    let start = Request::Pod {
+        operation: PodOperation::Run(Run::Start),
+        pod: "p".into(),
+    };
+    let v = judge(&state, &start, &[stopped(extra)], &host);
+    assert!(refused(&v).contains("refusing to start pod p: it would start container extra"));
+}
+
+#[test]
+fn a_created_container_is_admitted_only_as_the_list_allows_it() {
+    let state = state(vec![entry("web")], &["label=team=a"], &[]);
+    let mut created = live(&state, "web", &[("team", "a")]);
+    assert_eq!(admit(&state, &created, &[]), Verdict::Allow);
+    // Networks the record has and the new container is still to be connected to: as enforce
+    // creates it.
+    let mut recorded = entry("web");
+    recorded
+        .spec
+        .networks
+        .insert("back".into(), Default::default());
+    let with_networks = state_with(recorded.clone(), &state);
+    assert_eq!(admit(&with_networks, &created, &[]), Verdict::Allow);
+    if let Some(spec) = &mut created.spec {
+        spec.host_config.insert("Privileged".into(), json!(true));
+    }
+    let v = admit(&state, &created, &[]);
+    assert!(refused(&v).contains("in host_config.Privileged"), "{v:?}");
+    // The image gave it the scope's label, or did not.
+    let outside = live(&state, "web", &[]);
+    assert!(refused(&admit(&state, &outside, &[])).contains("outside the scope"));
+    let extra = live(&state, "x", &[("team", "a")]);
+    assert!(refused(&admit(&state, &extra, &[])).contains("container x (image img:1) is not on"));
+}
+
+fn state_with(entry: Entry, like: &State) -> State {
+    let mut state = like.clone();
+    state.containers = vec![entry];
+    state
+}
+
+#[test]
+fn a_listed_name_goes_only_to_a_container_guestlist_manages() {
+    let state = state(vec![entry("web")], &["label=team=a"], &[]);
+    let body = r#"{"Image":"img:1"}"#;
+    let v = verdict(&state, &[], "POST", "/containers/create?name=web", body);
+    assert!(
+        refused(&v).contains("outside the scope (label=team=a) under a name on this host's list")
+    );
+    let theirs = live(&state, "theirs", &[("team", "b")]);
+    let v = verdict(
+        &state,
+        &[theirs],
+        "POST",
+        "/containers/theirs/rename?name=web",
+        "",
+    );
+    assert!(refused(&v).contains("outside the scope"), "{v:?}");
+    let claimed = r#"{"Image":"img:1","Labels":{"team":"a","io.kubernetes.pod.name":"p"}}"#;
+    let v = verdict(&state, &[], "POST", "/containers/create?name=web", claimed);
+    assert!(refused(&v).contains("carries Kubernetes's labels"), "{v:?}");
+    // Swarm never creates through the API: a create with its labels is an extra.
+    let forged = r#"{"Image":"img:1","Labels":{"team":"a","com.docker.swarm.task.id":"t"}}"#;
+    let v = verdict(&state, &[], "POST", "/containers/create?name=x", forged);
+    assert!(
+        refused(&v).contains("container x (image img:1) is not on"),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn a_request_the_guard_cannot_read_is_refused_with_why() {
+    let state = state(vec![], &[], &[]);
+    let v = verdict(&state, &[], "POST", "/containers/x/frobnicate", "");
+    assert!(
+        refused(&v).starts_with("guestlist: refusing this request: POST /containers/x/frobnicate"),
+        "{v:?}"
     );
 }

@@ -1,34 +1,53 @@
 //! The guard as a socket proxy: clients point `DOCKER_HOST` at it, and it forwards every
-//! request the guard allows to the engine, faithfully. Streamed responses (events, logs -f,
-//! stats) and chunked request bodies pass through as they come; a connection upgrade (attach,
-//! exec) becomes a byte stream spliced between client and engine.
+//! request the guard allows to the engine, as the guard read it: the path in the form it was
+//! routed, the container the guard resolved and judged in place of the reference the client
+//! gave. Streamed responses (events, logs -f, stats) and chunked request bodies pass through
+//! as they come; a connection upgrade (attach, exec) becomes a byte stream spliced between
+//! client and engine.
 //!
 //! Each client connection gets one connection to the engine of its own: HTTP/1 answers arrive in
 //! order, so a client's requests reach the engine in the order sent, and an upgrade takes the
-//! whole connection with it as it would without the proxy. The proxy never reads an answer.
+//! whole connection with it as it would without the proxy. The proxy reads no answer but a
+//! create's, whose container the guard measures once the engine made it.
+//!
+//! A guard that is down blocks the engine for everyone, so what clients can make it hold is
+//! bounded: headers must arrive within `HEADER_TIMEOUT`, a body the guard reads within
+//! `BODY_TIMEOUT` and under `MAX_BODY`, and the bodies held at once under `BODY_BUDGET`; a
+//! request that would go over waits for room, up to its body's deadline, then gets a 503.
 
 use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited};
-use hyper::body::{Bytes, Incoming};
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::body::{Body as _, Bytes, Incoming};
 use hyper::client::conn::http1::SendRequest;
 use hyper::{header, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixListener, UnixStream};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 
-use super::policy::{Refusal, Verdict};
-use super::{Guard, Peer, Received};
+use super::policy::Refusal;
+use super::{Answer, Guard, Peer, Received};
 
 type Body = BoxBody<Bytes, hyper::Error>;
 
-/// A create body is read whole before it is judged; Docker's own limit for what it shows an
-/// authorization plugin is 1 MiB, and a create is a few KiB.
-const MAX_CREATE_BODY: usize = 16 << 20;
+/// A body the guard reads (a create, a network connect) is read whole before it is judged.
+/// Docker hands an authorization plugin bodies up to 1 MiB (4 MiB since 29.3); a create is a
+/// few KiB.
+const MAX_BODY: usize = 4 << 20;
+
+/// The bytes of bodies held at once across all clients, in KiB (one semaphore permit each).
+const BODY_BUDGET_KIB: usize = 32 << 10;
+
+/// How long a client has to send its request's headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a client has to send a body the guard reads, once its headers came.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where the engine listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +100,11 @@ where
 
 /// Serve clients on `listener` until the process ends; runs inside a `LocalSet`.
 pub async fn serve(listener: UnixListener, upstream: Upstream, guard: Arc<Guard>) {
-    let upstream = Arc::new(upstream);
+    let shared = Arc::new(Shared {
+        upstream,
+        guard,
+        budget: Arc::new(Semaphore::new(BODY_BUDGET_KIB)),
+    });
     let mut failures = crate::ops::accept::Failures::new("guard");
     loop {
         let stream = match listener.accept().await {
@@ -104,30 +127,31 @@ pub async fn serve(listener: UnixListener, upstream: Upstream, guard: Arc<Guard>
             .unwrap_or_default();
         // Local: a decision's engine reads are not `Send` (a rustc limit on their
         // borrowed streams), and the guard runs on one thread anyway.
-        tokio::task::spawn_local(client(
-            stream,
-            peer,
-            Arc::clone(&upstream),
-            Arc::clone(&guard),
-        ));
+        tokio::task::spawn_local(client(stream, peer, Arc::clone(&shared)));
     }
 }
 
+/// What every client connection shares.
+struct Shared {
+    upstream: Upstream,
+    guard: Arc<Guard>,
+    /// `BODY_BUDGET_KIB` permits: one per KiB of body held.
+    budget: Arc<Semaphore>,
+}
+
 /// One client connection, and the engine connection that goes with it.
-async fn client(stream: UnixStream, peer: Peer, upstream: Arc<Upstream>, guard: Arc<Guard>) {
+async fn client(stream: UnixStream, peer: Peer, shared: Arc<Shared>) {
     let engine: Arc<Mutex<Option<SendRequest<Body>>>> = Arc::default();
     let service = hyper::service::service_fn(move |request| {
-        let (upstream, guard, engine) = (
-            Arc::clone(&upstream),
-            Arc::clone(&guard),
-            Arc::clone(&engine),
-        );
+        let (shared, engine) = (Arc::clone(&shared), Arc::clone(&engine));
         async move {
-            let response = handle(request, peer, &upstream, &guard, &engine).await;
+            let response = handle(request, peer, &shared, &engine).await;
             Ok::<_, Infallible>(response)
         }
     });
     let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     if let Err(e) = connection.await {
@@ -138,47 +162,224 @@ async fn client(stream: UnixStream, peer: Peer, upstream: Arc<Upstream>, guard: 
 async fn handle(
     request: Request<Incoming>,
     peer: Peer,
-    upstream: &Upstream,
-    guard: &Guard,
+    shared: &Shared,
     engine: &Mutex<Option<SendRequest<Body>>>,
 ) -> Response<Body> {
     let method = request.method().as_str().to_string();
-    let uri = request
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string();
-    let (mut request, body) = match super::request::Request::wants_body(&method, &uri) {
-        false => (request.map(BodyExt::boxed), None),
-        true => {
-            let (parts, body) = request.into_parts();
-            let bytes = match Limited::new(body, MAX_CREATE_BODY).collect().await {
-                Ok(collected) => collected.to_bytes(),
-                Err(e) => {
-                    let message = format!("guestlist: cannot read the create's body: {e}");
-                    return answer(StatusCode::BAD_REQUEST, &message);
-                }
-            };
-            (Request::from_parts(parts, full(bytes.clone())), Some(bytes))
+    // The target as sent: a path, or an absolute form the engine would route by its path.
+    let target = request.uri().to_string();
+    if matches!(method.as_str(), "GET" | "HEAD") {
+        return forward(
+            request.map(BodyExt::boxed),
+            &method,
+            &target,
+            shared,
+            engine,
+        )
+        .await;
+    }
+    let dialect = match shared.guard.dialect().await {
+        Ok(dialect) => dialect,
+        Err(e) => {
+            let message = format!("guestlist guard: cannot reach the engine: {e:#}");
+            return answer(StatusCode::BAD_GATEWAY, &message);
         }
     };
-    let verdict = guard
-        .judge(Received {
-            method: &method,
-            uri: &uri,
-            body: body.as_deref(),
-            peer,
-            user: None,
-        })
-        .await;
-    if let Verdict::Refuse(Refusal { message, .. }) = verdict {
-        return answer(StatusCode::FORBIDDEN, &message);
+    let content_types: Vec<String> = request
+        .headers()
+        .get_all(header::CONTENT_TYPE)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect();
+    let types: Vec<&str> = content_types.iter().map(String::as_str).collect();
+    let has_body = !request.body().is_end_stream();
+    let (mut parts, body) = request.into_parts();
+    // Held until the request is sent on: the budget counts what is in memory.
+    let mut held = None;
+    let (body, read): (Body, Option<Bytes>) =
+        match super::request::wants_body(&method, &target, dialect) {
+            false => (body.boxed(), None),
+            true => match read_body(body, &shared.budget).await {
+                Ok((bytes, permit)) => {
+                    held = Some(permit);
+                    (full(bytes.clone()), Some(bytes))
+                }
+                Err((status, message)) => return answer(status, &message),
+            },
+        };
+    let received = Received {
+        method: &method,
+        uri: &target,
+        content_types: &types,
+        has_body,
+        body: read.as_deref(),
+        peer,
+        user: None,
+    };
+    let pass = match shared.guard.judge(received).await {
+        Answer::AsIs => None,
+        Answer::Pass(pass) => Some(pass),
+        Answer::Refuse(Refusal { message, .. }) => return answer(StatusCode::FORBIDDEN, &message),
+        Answer::Missing(reference) => {
+            let message = format!("No such container: {reference}");
+            return answer(StatusCode::NOT_FOUND, &message);
+        }
+    };
+    let mut body = body;
+    let mut admit = false;
+    if let Some(pass) = &pass {
+        match pass.target.parse() {
+            Ok(uri) => parts.uri = uri,
+            Err(e) => {
+                let message = format!("guestlist guard: cannot send {} on: {e}", pass.target);
+                return answer(StatusCode::BAD_REQUEST, &message);
+            }
+        }
+        if let Some(replaced) = &pass.body {
+            parts.headers.remove(header::TRANSFER_ENCODING);
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, replaced.len().into());
+            body = full(Bytes::from(replaced.clone()));
+        }
+        admit = pass.admit;
     }
+    let response = forward(
+        Request::from_parts(parts, body),
+        &method,
+        &target,
+        shared,
+        engine,
+    )
+    .await;
+    drop(held);
+    if !admit || response.status() != StatusCode::CREATED {
+        return response;
+    }
+    let received = Received {
+        method: &method,
+        uri: &target,
+        content_types: &types,
+        has_body,
+        body: read.as_deref(),
+        peer,
+        user: None,
+    };
+    admitted(response, &shared.guard, &received).await
+}
+
+/// A create's answer, once the guard measured the container it made: the engine's answer as it
+/// came, or the refusal (the container removed again).
+async fn admitted(
+    response: Response<Body>,
+    guard: &Guard,
+    received: &Received<'_>,
+) -> Response<Body> {
+    let (parts, body) = response.into_parts();
+    let bytes = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            let message = format!("guestlist guard: the engine's answer broke off: {e}");
+            return answer(StatusCode::BAD_GATEWAY, &message);
+        }
+    };
+    let id = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v["Id"].as_str().map(String::from));
+    if let Some(id) = id {
+        if let super::policy::Verdict::Refuse(r) = guard.admit(&id, received).await {
+            return answer(StatusCode::FORBIDDEN, &r.message);
+        }
+    }
+    Response::from_parts(parts, full(bytes))
+}
+
+/// Read a body the guard judges: whole, within `MAX_BODY` and `BODY_TIMEOUT`, each KiB of it
+/// taken from the shared budget as it arrives.
+async fn read_body(
+    body: Incoming,
+    budget: &Arc<Semaphore>,
+) -> Result<(Bytes, Option<OwnedSemaphorePermit>), (StatusCode, String)> {
+    let deadline = tokio::time::Instant::now() + BODY_TIMEOUT;
+    let mut body = body;
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut size = 0usize;
+    let mut held: Option<OwnedSemaphorePermit> = None;
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => {
+                return Err((
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "guestlist guard: the request's body did not arrive within {}s",
+                        BODY_TIMEOUT.as_secs()
+                    ),
+                ))
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                return Err((
+                    StatusCode::BAD_REQUEST,
+                    format!("guestlist guard: cannot read the request's body: {e}"),
+                ))
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        size += data.len();
+        if size > MAX_BODY {
+            return Err((
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "guestlist guard: a body the guard reads is at most {} MiB",
+                    MAX_BODY >> 20
+                ),
+            ));
+        }
+        let kib = u32::try_from(data.len().div_ceil(1024)).unwrap_or(u32::MAX);
+        if kib > 0 {
+            let permit =
+                tokio::time::timeout_at(deadline, Arc::clone(budget).acquire_many_owned(kib));
+            let permit = match permit.await {
+                Ok(Ok(permit)) => permit,
+                _ => {
+                    return Err((
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "guestlist guard: too many request bodies are being read at once; try                          again"
+                            .into(),
+                    ))
+                }
+            };
+            match held.as_mut() {
+                Some(all) => all.merge(permit),
+                None => held = Some(permit),
+            }
+        }
+        chunks.push(data);
+    }
+    let bytes = match chunks.len() {
+        1 => chunks.pop().unwrap_or_default(),
+        _ => Bytes::from(chunks.concat()),
+    };
+    Ok((bytes, held))
+}
+
+/// Send `request` to the engine and hand back its answer, reads whole (`is_finite_read`), an
+/// upgrade spliced.
+async fn forward(
+    mut request: Request<Body>,
+    method: &str,
+    target: &str,
+    shared: &Shared,
+    engine: &Mutex<Option<SendRequest<Body>>>,
+) -> Response<Body> {
     let upgrade = request
         .headers()
         .contains_key(header::UPGRADE)
         .then(|| hyper::upgrade::on(&mut request));
-    let mut response = match send(upstream, engine, request).await {
+    let mut response = match send(&shared.upstream, engine, request).await {
         Ok(response) => response,
         Err(e) => {
             let message = format!("guestlist guard: cannot reach the engine: {e:#}");
@@ -191,7 +392,7 @@ async fn handle(
             tokio::spawn(splice(client, engine));
         }
     }
-    if is_finite_read(&method, &uri) {
+    if is_finite_read(method, target) {
         return whole(response).await;
     }
     response.map(BodyExt::boxed)

@@ -1,45 +1,30 @@
-//! What an engine API request would do to containers, read from its method, path, query and
-//! body. Pure: the proxy and the plugin both hand their requests here, so the two front ends
-//! cannot disagree about what a request is.
+//! What an engine API request would do, read once the way the engine reads it: the target by
+//! `target`, the endpoint by `route`, the query and the body by the engine's rules (or refused
+//! where they are ambiguous). Pure: the proxy and the plugin both hand their requests here, so
+//! the two front ends cannot disagree about what a request is, and the policy judges only
+//! this reading. The proxy forwards what was read (`Forward`), so the engine cannot act on
+//! anything else.
 
 use std::collections::HashMap;
-use std::fmt;
 
 use serde_json::Value;
 
-/// An operation on one existing container that the list can forbid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
-    Remove,
-    Stop,
-    Kill,
-    Pause,
-    Rename,
-    Update,
-}
+use super::body::{self, Json, Object};
+use super::route::{self, Endpoint, Operation, PodOperation, Resource, Run, Unknown};
+use super::target::{self, Dialect, Target};
 
-impl Operation {
-    fn from_verb(verb: &str) -> Option<Operation> {
-        Some(match verb {
-            "stop" => Operation::Stop,
-            "kill" => Operation::Kill,
-            "pause" => Operation::Pause,
-            "rename" => Operation::Rename,
-            "update" => Operation::Update,
-            _ => return None,
-        })
-    }
-
-    pub fn word(self) -> &'static str {
-        match self {
-            Operation::Remove => "remove",
-            Operation::Stop => "stop",
-            Operation::Kill => "kill",
-            Operation::Pause => "pause",
-            Operation::Rename => "rename",
-            Operation::Update => "update",
-        }
-    }
+/// A request as a front end received it.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    pub method: &'a str,
+    /// The request target as sent (the plugin is handed it raw).
+    pub target: &'a str,
+    /// Every `Content-Type` value sent (a plugin is told only the last).
+    pub content_types: &'a [&'a str],
+    /// Whether the request carries a body (a length over 0, or chunked).
+    pub has_body: bool,
+    /// The body, when it was read (`None`: not seen, or not needed).
+    pub body: Option<&'a [u8]>,
 }
 
 /// A container create as the request describes it.
@@ -48,154 +33,671 @@ pub struct Create {
     /// `None`: the engine picks a random name.
     pub name: Option<String>,
     pub image: String,
+    /// The labels the body sets (the image's own come on top, at the engine).
     pub labels: HashMap<String, String>,
 }
 
 /// What a request does, as far as the list is concerned.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
-    /// `POST /containers/create`; `None` when the body was not seen (the engine passes an
-    /// authorization plugin no body of 1 MiB or more, nor one that is not JSON).
+    /// Changes nothing the list protects.
+    Harmless,
+    /// A container create; `None` when the body was not seen (dockerd passes an authorization
+    /// plugin no body of 1 MiB or more, nor one that is chunked on 20.10, nor one that is not
+    /// JSON).
     Create(Option<Create>),
-    /// An operation on the container the path names (by name, full id or id prefix).
+    /// An operation on the container `container` names (a reference: name, id or id prefix).
     Change {
         operation: Operation,
         container: String,
-        /// A rename's new name.
+        /// A rename's new name, or the network a container is connected to or disconnected
+        /// from.
         to: Option<String>,
     },
-    /// `POST /containers/prune`: removes every stopped container.
+    /// Makes the container `container` names run.
+    Run { run: Run, container: String },
+    /// Removes every stopped container (or Podman's stopped pods, which hold containers).
     Prune,
+    /// Removes an image, volume or network and, on Podman, the containers that use it.
+    RemoveWithUsers { resource: Resource, name: String },
+    /// Podman's batch image removal: these images, or all of them.
+    RemoveImages { images: Vec<String>, all: bool },
+    /// An operation on each container of a Podman pod.
+    Pod {
+        operation: PodOperation,
+        pod: String,
+    },
+    /// A Podman pod create, with the labels it gives its infra container (`None`: no infra).
+    PodCreate { infra: Option<Create> },
     /// Disabling, removing, upgrading or reconfiguring a managed plugin.
     Plugin { name: String },
-    /// Anything else (reads, start, restart, exec, images, volumes, networks): passes.
-    Other,
+    /// Something the guard refuses whatever the list says, and why.
+    Refused(String),
+}
+
+/// How the proxy sends on what was judged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forward {
+    /// The request target to send: origin form, the path as read.
+    pub target: String,
+    dialect: Dialect,
+    /// The container reference in `target`, to be replaced by the id the guard resolved.
+    subject_at: Option<std::ops::Range<usize>>,
+    /// A network connect's body, to be sent with the resolved id in `Container`.
+    network_body: Option<Object>,
+}
+
+/// A request, read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Read {
+    pub request: Request,
+    /// `None` for a request refused before it was routed.
+    pub forward: Option<Forward>,
+    /// The route it reached, as the README names it (`POST /containers/{}/stop`).
+    pub route: Option<String>,
 }
 
 impl Request {
     /// The `operation` label of `guestlist_refused_total`.
     pub fn operation(&self) -> &'static str {
         match self {
-            Request::Create(_) => "create",
-            Request::Change { operation, .. } => operation.word(),
+            Request::Harmless => "other",
+            Request::Create(_) | Request::PodCreate { .. } => "create",
+            Request::Change { operation, .. } => match operation {
+                Operation::Connect | Operation::Disconnect => "network",
+                op => op.word(),
+            },
+            Request::Run { run, .. } => run.word(),
             Request::Prune => "prune",
+            Request::RemoveWithUsers { .. } | Request::RemoveImages { .. } => "remove",
+            Request::Pod { .. } => "pod",
             Request::Plugin { .. } => "plugin",
-            Request::Other => "other",
+            Request::Refused(_) => "unreadable",
         }
     }
 
-    /// Whether `body` is needed to tell what the request does.
-    pub fn wants_body(method: &str, path: &str) -> bool {
-        matches!(route(method, path), Route::Create { .. })
-    }
-}
-
-impl fmt::Display for Operation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.word())
-    }
-}
-
-/// The endpoint a request is for, before its body is read.
-enum Route {
-    Create { libpod: bool },
-    Change(Operation, String),
-    Prune,
-    Plugin(String),
-    Other,
-}
-
-/// `uri` is the request target: the path with its query, as sent (`/v1.41/containers/x/stop?t=1`).
-fn route(method: &str, uri: &str) -> Route {
-    let path = uri.split(['?', '#']).next().unwrap_or_default();
-    let mut segments: Vec<String> = path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-        .collect();
-    if segments.first().is_some_and(|s| is_version(s)) {
-        segments.remove(0);
-    }
-    // Podman's own API (`podman --remote`) has the same container endpoints under /libpod.
-    let libpod = segments.first().is_some_and(|s| s == "libpod");
-    if libpod {
-        segments.remove(0);
-    }
-    let method = method.to_ascii_uppercase();
-    let parts: Vec<&str> = segments.iter().map(String::as_str).collect();
-    match (method.as_str(), parts.as_slice()) {
-        ("POST", ["containers", "create"]) => Route::Create { libpod },
-        ("POST", ["containers", "prune"]) => Route::Prune,
-        ("DELETE", ["containers", name]) => Route::Change(Operation::Remove, name.to_string()),
-        ("POST", ["containers", name, verb]) => match Operation::from_verb(verb) {
-            Some(op) => Route::Change(op, name.to_string()),
-            None => Route::Other,
-        },
-        ("DELETE", ["plugins", name]) => Route::Plugin(name.to_string()),
-        ("POST", ["plugins", name, "disable" | "upgrade" | "set"]) => {
-            Route::Plugin(name.to_string())
+    /// The container reference the request is about, to be resolved through the engine.
+    pub fn container(&self) -> Option<&str> {
+        match self {
+            Request::Change { container, .. } | Request::Run { container, .. } => Some(container),
+            _ => None,
         }
-        _ => Route::Other,
     }
 }
 
-/// `v1.41`, `v4.3.0`: the API version prefix, which is optional.
-fn is_version(segment: &str) -> bool {
-    segment.strip_prefix('v').is_some_and(|rest| {
-        !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit() || c == '.')
-    })
-}
-
-/// The value of `key` in the query of `uri`.
-fn query(uri: &str, key: &str) -> Option<String> {
-    let (_, query) = uri.split_once('?')?;
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.into_owned())
-        .filter(|v| !v.is_empty())
-}
-
-/// Read one request. `body` is `None` when it was not seen.
-pub fn parse(method: &str, uri: &str, body: Option<&[u8]>) -> Request {
-    match route(method, uri) {
-        Route::Create { libpod } => Request::Create(body.map(|b| create(uri, b, libpod))),
-        Route::Change(operation, container) => Request::Change {
-            to: (operation == Operation::Rename)
-                .then(|| query(uri, "name"))
-                .flatten(),
-            operation,
-            container,
-        },
-        Route::Prune => Request::Prune,
-        Route::Plugin(name) => Request::Plugin { name },
-        Route::Other => Request::Other,
-    }
-}
-
-/// A create's name, image and labels. A body that does not parse tells nothing: it becomes a
-/// create of an unnamed container of no image, which only the scope's absence or an allow rule
-/// lets through (the engine then refuses the body itself).
-fn create(uri: &str, body: &[u8], libpod: bool) -> Create {
-    let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    // Docker names the container in the query and describes it in `Image` and `Labels`;
-    // Podman's own API puts everything in a body of lower-case keys.
-    let (name, image, labels) = match libpod {
-        false => (query(uri, "name"), &json["Image"], &json["Labels"]),
-        true => (
-            json["name"].as_str().map(String::from),
-            &json["image"],
-            &json["labels"],
-        ),
+/// Whether the body of `method target` is needed to tell what it does; the proxy reads (and
+/// bounds) only those. A target that does not route needs none: it is refused unread.
+pub fn wants_body(method: &str, raw_target: &str, dialect: Dialect) -> bool {
+    let Ok(target) = Target::parse(raw_target, dialect) else {
+        return false;
     };
-    let labels = string_map(labels);
-    Create {
-        name: name.map(|n| n.trim_start_matches('/').to_string()),
-        image: image.as_str().unwrap_or_default().to_string(),
-        labels,
+    matches!(
+        route::find(method, &target.path, dialect).map(|r| r.endpoint),
+        Ok(Endpoint::Create | Endpoint::Network(_) | Endpoint::PodCreate)
+    )
+}
+
+/// Read one request that is not a read (`GET` and `HEAD` change nothing and are not read).
+pub fn read(incoming: Incoming<'_>, dialect: Dialect) -> Read {
+    let refused = |why: String| Read {
+        request: Request::Refused(why),
+        forward: None,
+        route: None,
+    };
+    let target = match Target::parse(incoming.target, dialect) {
+        Ok(target) => target,
+        Err(e) => return refused(format!("{e}")),
+    };
+    let routed = match route::find(incoming.method, &target.path, dialect) {
+        Ok(routed) => routed,
+        Err(Unknown::None) => {
+            return refused(format!(
+                "{} {} is not an engine endpoint the guard knows; it refuses what it does not \
+                 know rather than guess what it changes (the README lists the endpoints it \
+                 passes)",
+                incoming.method, target.path
+            ))
+        }
+        Err(Unknown::Several(routes)) => {
+            return refused(format!(
+                "{} {} could be any of {}; the guard cannot tell which the engine takes",
+                incoming.method,
+                target.path,
+                routes.join(", ")
+            ))
+        }
+        Err(Unknown::BadVariable) => return refused(format!("{} does not decode", target.path)),
+    };
+    let forward = Forward {
+        target: match target.query.is_empty() {
+            true => forwarded_path(&target.path, dialect),
+            false => format!("{}?{}", forwarded_path(&target.path, dialect), target.query),
+        },
+        dialect,
+        subject_at: None,
+        network_body: None,
+    };
+    let mut read = Read {
+        request: Request::Harmless,
+        forward: Some(forward),
+        route: Some(routed.route.clone()),
+    };
+    if routed.endpoint == Endpoint::Harmless {
+        return read;
+    }
+    let judged = Judged {
+        incoming,
+        dialect,
+        routed: &routed,
+        query: &target.query,
+    };
+    read.request = match judged.request() {
+        Ok(request) => request,
+        Err(why) => Request::Refused(why),
+    };
+    if let Some(forward) = read.forward.as_mut() {
+        let named_by_path = matches!(routed.endpoint, Endpoint::Change(_) | Endpoint::Run(_));
+        if named_by_path && read.request.container().is_some() {
+            forward.subject_at = routed.subject_at.clone();
+            // The container sits in the path as routed; the forwarded path is escaped again.
+            forward.target = rebuilt(&target, dialect, routed.subject_at.clone());
+        }
+        if let (Endpoint::Network(_), Some(Ok(Json::Object(o)))) =
+            (routed.endpoint, incoming.body.map(body::parse))
+        {
+            forward.network_body = Some(o);
+        }
+    }
+    read
+}
+
+/// The path to forward: escaped afresh from what dockerd routes on, as sent for Podman.
+fn forwarded_path(path: &str, dialect: Dialect) -> String {
+    match dialect {
+        Dialect::Docker => target::escape_path(path),
+        Dialect::Podman => path.to_string(),
+    }
+}
+
+/// The target with a marker where the container reference is, for `Forward::with_id`.
+fn rebuilt(target: &Target, dialect: Dialect, at: Option<std::ops::Range<usize>>) -> String {
+    let path = &target.path;
+    let path = match at {
+        Some(at) => format!(
+            "{}{SUBJECT}{}",
+            forwarded_path(&path[..at.start], dialect),
+            forwarded_path(&path[at.end..], dialect)
+        ),
+        None => forwarded_path(path, dialect),
+    };
+    match target.query.is_empty() {
+        true => path,
+        false => format!("{path}?{}", target.query),
+    }
+}
+
+/// Stands for the container reference in a forwarded target until it is resolved. It cannot
+/// occur in an escaped path.
+const SUBJECT: &str = "{container}";
+
+impl Forward {
+    /// The target to send, with `id` (the container the guard resolved and judged) in place of
+    /// the reference the client gave, so that the engine acts on exactly that container.
+    pub fn target_with(&self, id: Option<&str>) -> String {
+        match id {
+            Some(id) => self.target.replace(SUBJECT, &target::escape_segment(id)),
+            None => self.target.clone(),
+        }
+    }
+
+    /// The body to send in place of the client's: a network connect's, naming `id`.
+    pub fn body_with(&self, id: &str) -> Option<Vec<u8>> {
+        let object = self.network_body.as_ref()?;
+        let mut fields = serde_json::Map::new();
+        for (key, value) in &object.0 {
+            let value = match body::fold(key) == "container" {
+                true => Value::String(id.to_string()),
+                false => value.to_value(),
+            };
+            fields.insert(key.clone(), value);
+        }
+        serde_json::to_vec(&Value::Object(fields)).ok()
+    }
+}
+
+/// A routed request that changes something, being read.
+struct Judged<'a> {
+    incoming: Incoming<'a>,
+    dialect: Dialect,
+    routed: &'a route::Routed,
+    query: &'a str,
+}
+
+impl Judged<'_> {
+    fn request(&self) -> Result<Request, String> {
+        self.plain_form()?;
+        let version_floor = !self.routed.libpod;
+        if let (true, Some(version)) = (version_floor, &self.routed.version) {
+            if older_than(version, (1, 24)) {
+                return Err(format!(
+                    "API version {version} is refused for requests that change something: \
+                     before 1.24, dockerd reads a start's body as a new host configuration"
+                ));
+            }
+        }
+        let subject = || self.routed.subject.clone().unwrap_or_default();
+        let query = Query::parse(self.query)?;
+        Ok(match self.routed.endpoint {
+            Endpoint::Harmless => Request::Harmless,
+            Endpoint::Create => {
+                let body = match self.incoming.body {
+                    None => return Ok(Request::Create(None)),
+                    Some(bytes) => bytes,
+                };
+                Request::Create(Some(self.create(body, &query)?))
+            }
+            Endpoint::Change(Operation::Remove) => {
+                self.no_body()?;
+                if query.flag("depend")? {
+                    return Err(
+                        "a removal with depend=true removes the containers that depend \
+                                on this one too: remove each by name"
+                            .into(),
+                    );
+                }
+                match query.flag("link")? {
+                    // Removes a link, which changes the container that holds it.
+                    true => Request::Change {
+                        operation: Operation::Update,
+                        container: subject()
+                            .rsplit_once('/')
+                            .map_or(subject(), |(parent, _)| parent.to_string()),
+                        to: None,
+                    },
+                    false => Request::Change {
+                        operation: Operation::Remove,
+                        container: subject(),
+                        to: None,
+                    },
+                }
+            }
+            Endpoint::Change(operation) => {
+                if !matches!(operation, Operation::Update | Operation::Checkpoint) {
+                    self.no_body()?;
+                }
+                self.one_container(&query)?;
+                let to = match operation {
+                    Operation::Rename => Some(
+                        query
+                            .single("name")?
+                            .ok_or("a rename without a new name")?
+                            .trim_start_matches('/')
+                            .to_string(),
+                    ),
+                    _ => None,
+                };
+                Request::Change {
+                    operation,
+                    container: subject(),
+                    to,
+                }
+            }
+            Endpoint::Run(run) => {
+                self.no_body()?;
+                self.one_container(&query)?;
+                if run == Run::Restore && query.flag("import")? {
+                    return Err("a restore with import=true creates a container from an \
+                                archive the guard cannot read"
+                        .into());
+                }
+                Request::Run {
+                    run,
+                    container: subject(),
+                }
+            }
+            Endpoint::Network(connect) => {
+                let body = self.json_body()?;
+                let container = body
+                    .field("Container")
+                    .and_then(Json::as_str)
+                    .filter(|c| !c.is_empty())
+                    .ok_or("a network connect or disconnect that names no container")?;
+                Request::Change {
+                    operation: match connect {
+                        true => Operation::Connect,
+                        false => Operation::Disconnect,
+                    },
+                    container: container.to_string(),
+                    to: Some(subject()),
+                }
+            }
+            Endpoint::Prune => Request::Prune,
+            Endpoint::RemoveWithUsers(resource) => Request::RemoveWithUsers {
+                resource,
+                name: subject(),
+            },
+            Endpoint::RemoveImages => {
+                let images = query.all("images");
+                // No images named is every image, as `all` is.
+                let all = query.flag("all")? || images.is_empty();
+                Request::RemoveImages { images, all }
+            }
+            Endpoint::Pod(operation) => Request::Pod {
+                operation,
+                pod: subject(),
+            },
+            Endpoint::PodCreate => {
+                let body = self.json_body()?;
+                let infra = !matches!(body.field("no_infra"), Some(Json::Bool(true)));
+                // The infra container gets the pod's labels, and `infra_name` or a name of
+                // Podman's making.
+                let labels = match body.field("labels") {
+                    Some(Json::Object(o)) => o.strings().map_err(|e| e.0)?,
+                    _ => HashMap::new(),
+                };
+                let name = body
+                    .field("infra_name")
+                    .and_then(Json::as_str)
+                    .filter(|n| !n.is_empty())
+                    .map(String::from);
+                Request::PodCreate {
+                    infra: infra.then(|| Create {
+                        name,
+                        image: String::new(),
+                        labels,
+                    }),
+                }
+            }
+            Endpoint::Kube => {
+                return Err("kube play, kube down and quadlets create and remove the \
+                            containers a document names, which the guard does not read: run \
+                            them on the engine's own socket"
+                    .into())
+            }
+            Endpoint::SystemCheck => match query.flag("repair_lossy")? {
+                true => {
+                    return Err(
+                        "a storage check with repair_lossy removes the containers it \
+                                finds damaged: run it on the engine's own socket"
+                            .into(),
+                    )
+                }
+                false => Request::Harmless,
+            },
+            Endpoint::SwarmJoin => {
+                return Err(
+                    "a swarm's containers are its own, so joining or starting one \
+                            would exempt whatever it runs: do it on the engine's own socket"
+                        .into(),
+                )
+            }
+            Endpoint::Plugin => Request::Plugin { name: subject() },
+        })
+    }
+
+    /// Podman 4 applies a restart with `all=true` to every container, whatever the path names;
+    /// no other engine reads `all` on one container.
+    fn one_container(&self, query: &Query) -> Result<(), String> {
+        match query.flag("all")? {
+            true => Err(format!(
+                "{} with all=true acts on every container on Podman 4",
+                self.routed.route
+            )),
+            false => Ok(()),
+        }
+    }
+
+    /// Form bodies: dockerd reads a `application/x-www-form-urlencoded` body's fields before
+    /// the query's, so a rename's `name` could come from a body the guard never reads.
+    fn plain_form(&self) -> Result<(), String> {
+        let form = self.incoming.content_types.iter().any(|t| {
+            let t = t.to_ascii_lowercase();
+            t.contains("x-www-form-urlencoded") || t.contains("multipart/")
+        });
+        match form {
+            true => Err(
+                "a form body on a request that changes something: the engine would \
+                         read its fields as parameters"
+                    .into(),
+            ),
+            false => Ok(()),
+        }
+    }
+
+    fn no_body(&self) -> Result<(), String> {
+        match self.incoming.has_body && self.incoming.body.is_none_or(|b| !b.is_empty()) {
+            true => Err(format!(
+                "{} takes no body, and this one carries one",
+                self.routed.route
+            )),
+            false => Ok(()),
+        }
+    }
+
+    fn json_body(&self) -> Result<Object, String> {
+        let bytes = self
+            .incoming
+            .body
+            .ok_or("the body of this request was not passed to the guard")?;
+        match body::parse(bytes) {
+            Ok(Json::Object(o)) => Ok(o),
+            Ok(_) => Err("the body is not a JSON object".into()),
+            Err(e) => Err(format!("the body is ambiguous to the engine: {e}")),
+        }
+    }
+
+    fn create(&self, bytes: &[u8], query: &Query) -> Result<Create, String> {
+        let body = match body::parse(bytes) {
+            Ok(Json::Object(o)) => o,
+            Ok(_) => return Err("the create's body is not a JSON object".into()),
+            Err(e) => return Err(format!("the create's body is ambiguous to the engine: {e}")),
+        };
+        let text = |key: &str| -> Result<Option<String>, String> {
+            match body.field(key) {
+                None | Some(Json::Null) => Ok(None),
+                Some(Json::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(format!("{key} in the create's body is not a string")),
+            }
+        };
+        let labels = match body.field("Labels") {
+            None | Some(Json::Null) => HashMap::new(),
+            Some(Json::Object(o)) => o.strings().map_err(|e| format!("Labels: {e}"))?,
+            Some(_) => return Err("Labels in the create's body is not an object".into()),
+        };
+        let (name, image) = match self.routed.libpod {
+            false => {
+                // dockerd up to 26 also reads host configuration at the top level when the body
+                // has no HostConfig; nothing a client needs, so refused rather than read.
+                if let Some(key) = body.keys_among(HOST_CONFIG_FIELDS).next() {
+                    return Err(format!(
+                        "{key} belongs in HostConfig; at the top level Docker 26 and older read \
+                         it as host configuration"
+                    ));
+                }
+                let mut name = query.single("name")?;
+                // Podman takes the body's name when the query gives none.
+                if self.dialect == Dialect::Podman && name.as_deref().is_none_or(str::is_empty) {
+                    name = text("Name")?;
+                }
+                (name, text("Image")?)
+            }
+            true => {
+                let rootfs = text("rootfs")?.filter(|r| !r.is_empty());
+                let image = match (text("image")?, rootfs) {
+                    (Some(image), None) => Some(image),
+                    (None, Some(rootfs)) => Some(format!("rootfs:{rootfs}")),
+                    (None, None) => None,
+                    (Some(_), Some(_)) => {
+                        return Err("the create names both an image and a root file system".into())
+                    }
+                };
+                (text("name")?, image)
+            }
+        };
+        let name = name
+            .map(|n| n.strip_prefix('/').map(str::to_string).unwrap_or(n))
+            .filter(|n| !n.is_empty());
+        Ok(Create {
+            name,
+            image: image.unwrap_or_default(),
+            labels,
+        })
+    }
+}
+
+/// Whether the API version `version` is older than `floor`, compared as dockerd's
+/// `versions.compare` does: dot-separated numbers, each one unreadable or missing counting 0.
+fn older_than(version: &str, floor: (u64, u64)) -> bool {
+    let mut parts = version
+        .split('.')
+        .map(|p| p.parse::<u64>().unwrap_or(0))
+        .chain(std::iter::repeat(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) < floor
+}
+
+/// HostConfig's fields (with Resources') as Docker 26 knows them, and the wrapper's `Cpuset`.
+const HOST_CONFIG_FIELDS: &[&str] = &[
+    "Binds",
+    "ContainerIDFile",
+    "LogConfig",
+    "NetworkMode",
+    "PortBindings",
+    "RestartPolicy",
+    "AutoRemove",
+    "VolumeDriver",
+    "VolumesFrom",
+    "ConsoleSize",
+    "Annotations",
+    "CapAdd",
+    "CapDrop",
+    "CgroupnsMode",
+    "Dns",
+    "DnsOptions",
+    "DnsSearch",
+    "ExtraHosts",
+    "GroupAdd",
+    "IpcMode",
+    "Cgroup",
+    "Links",
+    "OomScoreAdj",
+    "PidMode",
+    "Privileged",
+    "PublishAllPorts",
+    "ReadonlyRootfs",
+    "SecurityOpt",
+    "StorageOpt",
+    "Tmpfs",
+    "UTSMode",
+    "UsernsMode",
+    "ShmSize",
+    "Sysctls",
+    "Runtime",
+    "Isolation",
+    "CpuShares",
+    "Memory",
+    "NanoCpus",
+    "CgroupParent",
+    "BlkioWeight",
+    "BlkioWeightDevice",
+    "BlkioDeviceReadBps",
+    "BlkioDeviceWriteBps",
+    "BlkioDeviceReadIOps",
+    "BlkioDeviceWriteIOps",
+    "CpuPeriod",
+    "CpuQuota",
+    "CpuRealtimePeriod",
+    "CpuRealtimeRuntime",
+    "CpusetCpus",
+    "CpusetMems",
+    "Devices",
+    "DeviceCgroupRules",
+    "DeviceRequests",
+    "KernelMemory",
+    "KernelMemoryTCP",
+    "MemoryReservation",
+    "MemorySwap",
+    "MemorySwappiness",
+    "OomKillDisable",
+    "PidsLimit",
+    "Ulimits",
+    "CpuCount",
+    "CpuPercent",
+    "IOMaximumIOps",
+    "IOMaximumBandwidth",
+    "Mounts",
+    "MaskedPaths",
+    "ReadonlyPaths",
+    "Init",
+    "Cpuset",
+];
+
+/// A query, read for the parameters that decide what a request does. dockerd takes the first
+/// of a repeated key and compares keys exactly; Podman takes the last and folds case. A
+/// deciding key given twice, or spelled in another case, is refused: the two would differ.
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(raw: &str) -> Result<Query, String> {
+        if raw.contains(';') {
+            return Err("a `;` in the query (dockerd refuses it, Podman drops the pair)".into());
+        }
+        let bad_escape = raw.split('&').any(|pair| {
+            let bytes = pair.as_bytes();
+            bytes.iter().enumerate().any(|(i, &b)| {
+                b == b'%'
+                    && !bytes
+                        .get(i + 1..i + 3)
+                        .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+            })
+        });
+        if bad_escape {
+            return Err("a bad escape in the query".into());
+        }
+        Ok(Query(
+            form_urlencoded::parse(raw.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        ))
+    }
+
+    /// The one value of `key`.
+    fn single(&self, key: &str) -> Result<Option<String>, String> {
+        let mut found = self.0.iter().filter(|(k, _)| body::fold(k) == key);
+        let Some((first_key, value)) = found.next() else {
+            return Ok(None);
+        };
+        if found.next().is_some() {
+            return Err(format!(
+                "the query gives {key} more than once (dockerd reads the first, Podman the last)"
+            ));
+        }
+        if first_key != key {
+            return Err(format!(
+                "the query spells {key} as {first_key} (Podman reads it, dockerd does not)"
+            ));
+        }
+        Ok(Some(value.clone()))
+    }
+
+    /// Every value of `key` (Podman's lists of images).
+    fn all(&self, key: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| body::fold(k) == key)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// A boolean parameter, true unless absent or false as dockerd reads booleans (`""`, `0`,
+    /// `no`, `false`, `none`): where the engines differ, the guard takes it as true.
+    fn flag(&self, key: &str) -> Result<bool, String> {
+        Ok(self.single(key)?.is_some_and(|v| {
+            !matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "" | "0" | "no" | "false" | "none"
+            )
+        }))
     }
 }
 
@@ -212,168 +714,5 @@ pub fn string_map(object: &Value) -> HashMap<String, String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    fn change(operation: Operation, container: &str) -> Request {
-        Request::Change {
-            operation,
-            container: container.into(),
-            to: None,
-        }
-    }
-
-    #[test]
-    fn removals_are_read_with_or_without_version_and_query() {
-        for uri in [
-            "/containers/web",
-            "/v1.41/containers/web",
-            "/v1.45/containers/web?force=1&v=0",
-            "//v1.24//containers/web/",
-            "/v4.3.0/libpod/containers/web?force=true",
-        ] {
-            assert_eq!(
-                parse("DELETE", uri, None),
-                change(Operation::Remove, "web"),
-                "{uri}"
-            );
-        }
-        assert_eq!(
-            parse("delete", "/containers/3f2a", None),
-            change(Operation::Remove, "3f2a")
-        );
-    }
-
-    #[test]
-    fn each_guarded_operation_is_read_and_others_pass() {
-        for (verb, op) in [
-            ("stop", Operation::Stop),
-            ("kill", Operation::Kill),
-            ("pause", Operation::Pause),
-            ("update", Operation::Update),
-        ] {
-            let uri = format!("/v1.41/containers/web/{verb}?t=3");
-            assert_eq!(parse("POST", &uri, None), change(op, "web"));
-        }
-        for (method, uri) in [
-            ("POST", "/containers/web/start"),
-            ("POST", "/containers/web/restart"),
-            ("POST", "/containers/web/unpause"),
-            ("POST", "/containers/web/exec"),
-            ("POST", "/containers/web/attach?stream=1"),
-            ("GET", "/containers/web/json"),
-            ("GET", "/containers/json?all=1"),
-            ("GET", "/containers/web/stop"),
-            ("DELETE", "/images/busybox"),
-            ("POST", "/networks/create"),
-            ("DELETE", "/volumes/data"),
-            ("GET", "/_ping"),
-            ("HEAD", "/_ping"),
-            ("POST", "/containers/web/rename-not"),
-        ] {
-            assert_eq!(parse(method, uri, None), Request::Other, "{method} {uri}");
-        }
-    }
-
-    #[test]
-    fn a_rename_carries_its_new_name() {
-        assert_eq!(
-            parse(
-                "POST",
-                "/v1.41/containers/web-guestlist-new/rename?name=web",
-                None
-            ),
-            Request::Change {
-                operation: Operation::Rename,
-                container: "web-guestlist-new".into(),
-                to: Some("web".into()),
-            }
-        );
-    }
-
-    #[test]
-    fn a_create_is_read_from_query_and_body() {
-        let body = br#"{"Image":"busybox:1","Labels":{"team":"web","n":1},"Cmd":["sh"]}"#;
-        assert_eq!(
-            parse(
-                "POST",
-                "/v1.41/containers/create?name=web&platform=",
-                Some(body)
-            ),
-            Request::Create(Some(Create {
-                name: Some("web".into()),
-                image: "busybox:1".into(),
-                labels: HashMap::from([("team".into(), "web".into())]),
-            }))
-        );
-        assert_eq!(
-            parse("POST", "/containers/create", Some(b"{}")),
-            Request::Create(Some(Create::default())),
-            "no name: the engine picks one"
-        );
-        assert_eq!(
-            parse("POST", "/containers/create?name=x", None),
-            Request::Create(None),
-            "a body not seen"
-        );
-        assert_eq!(
-            parse("POST", "/containers/create?name=%2Fweb", Some(b"not json")),
-            Request::Create(Some(Create {
-                name: Some("web".into()),
-                ..Create::default()
-            }))
-        );
-        assert!(Request::wants_body(
-            "POST",
-            "/v1.41/containers/create?name=x"
-        ));
-        assert!(!Request::wants_body("POST", "/v1.41/containers/x/stop"));
-    }
-
-    #[test]
-    fn a_podman_create_is_read_from_its_own_body() {
-        let body = br#"{"name":"web","image":"busybox","labels":{"team":"web"}}"#;
-        assert_eq!(
-            parse("POST", "/v4.3.0/libpod/containers/create", Some(body)),
-            Request::Create(Some(Create {
-                name: Some("web".into()),
-                image: "busybox".into(),
-                labels: HashMap::from([("team".into(), "web".into())]),
-            }))
-        );
-    }
-
-    #[test]
-    fn prunes_and_plugin_changes_are_read() {
-        assert_eq!(
-            parse("POST", "/v1.41/containers/prune?filters=%7B%7D", None),
-            Request::Prune
-        );
-        assert_eq!(
-            parse("POST", "/v1.41/plugins/guard:latest/disable?force=1", None),
-            Request::Plugin {
-                name: "guard:latest".into()
-            }
-        );
-        assert_eq!(
-            parse("DELETE", "/plugins/guard", None),
-            Request::Plugin {
-                name: "guard".into()
-            }
-        );
-        assert_eq!(parse("POST", "/plugins/guard/enable", None), Request::Other);
-    }
-
-    #[test]
-    fn a_version_like_container_name_is_not_taken_for_a_version() {
-        assert_eq!(
-            parse("DELETE", "/containers/v1", None),
-            change(Operation::Remove, "v1")
-        );
-        assert_eq!(
-            parse("DELETE", "/v1.41/containers/v1", None),
-            change(Operation::Remove, "v1")
-        );
-    }
-}
+#[path = "request_tests.rs"]
+mod tests;

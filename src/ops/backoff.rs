@@ -285,6 +285,7 @@ mod tests {
             },
             runs_guestlist: false,
             origin: None,
+            managed: None,
         }
     }
 

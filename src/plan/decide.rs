@@ -18,20 +18,18 @@ pub fn plan(state: &State, observed: &[Observed]) -> Plan {
     let observed: Vec<&Observed> = observed
         .iter()
         .filter(|o| state.scope.contains(&o.labels))
-        .filter(
-            |o| match Orchestrator::owning(o.labels.keys().map(String::as_str)) {
-                Some(by) => {
-                    let listed = state.entry(&o.name).is_some();
-                    managed.push(Managed {
-                        name: o.name.clone(),
-                        by,
-                        listed,
-                    });
-                    false
-                }
-                None => true,
-            },
-        )
+        .filter(|o| match o.managed {
+            Some(by) => {
+                let listed = state.entry(&o.name).is_some();
+                managed.push(Managed {
+                    name: o.name.clone(),
+                    by,
+                    listed,
+                });
+                false
+            }
+            None => true,
+        })
         .collect();
     let by_name: HashMap<&str, &Observed> =
         observed.iter().map(|o| (o.name.as_str(), *o)).collect();
@@ -124,22 +122,7 @@ fn classify(entry: &crate::record::state::Entry, observed: Option<&Observed>) ->
             start: entry.running,
         });
     };
-    // The record as the engine would show it once created from this image: a hand-written
-    // value that the image supplies anyway is the image's.
-    let origin = o.origin.as_deref();
-    let same_image = o
-        .spec
-        .as_ref()
-        .is_some_and(|l| l.image_id == entry.spec.image_id);
-    let image = origin
-        .and_then(|o| o.image.as_deref())
-        .filter(|_| same_image);
-    let recorded = spec::as_created(&entry.spec, image, origin.map(|o| &o.defaults));
-    let changed = o
-        .spec
-        .as_ref()
-        .map(|live| change::changes(&recorded, live, &spec::diff(&recorded, live)))
-        .unwrap_or_default();
+    let changed = differences(entry, o);
     if !changed.is_empty() {
         let hash = |s: &ContainerSpec| {
             s.config
@@ -163,6 +146,26 @@ fn classify(entry: &crate::record::state::Entry, observed: Option<&Observed>) ->
         });
     }
     None
+}
+
+/// How the live container `o` differs from `entry`'s record, as `diff` shows it: nothing for
+/// a container whose configuration was not captured.
+pub fn differences(entry: &crate::record::state::Entry, o: &Observed) -> Vec<change::Change> {
+    // The record as the engine would show it once created from this image: a hand-written
+    // value that the image supplies anyway is the image's.
+    let origin = o.origin.as_deref();
+    let same_image = o
+        .spec
+        .as_ref()
+        .is_some_and(|l| l.image_id == entry.spec.image_id);
+    let image = origin
+        .and_then(|o| o.image.as_deref())
+        .filter(|_| same_image);
+    let recorded = spec::as_created(&entry.spec, image, origin.map(|o| &o.defaults));
+    o.spec
+        .as_ref()
+        .map(|live| change::changes(&recorded, live, &spec::diff(&recorded, live)))
+        .unwrap_or_default()
 }
 
 /// A replacement built from the record, except that it keeps the anonymous volumes the live

@@ -18,7 +18,7 @@ mod decide;
 #[cfg(test)]
 mod tests;
 
-pub use decide::plan;
+pub use decide::{differences, plan};
 
 /// A container's state, in Docker's words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +80,9 @@ pub struct Observed {
     /// What the engine added to it when it created it (its image's config, its own defaults);
     /// known for containers whose name is on the list.
     pub origin: Option<std::sync::Arc<spec::Origin>>,
+    /// The orchestrator whose container this is, when its labels claim one and the claim is
+    /// believed on this host (`observe` decides, see `rules::Claims`): never acted on.
+    pub managed: Option<Orchestrator>,
 }
 
 /// The span of a container's last run, which tells a crash loop from a container that stayed up.

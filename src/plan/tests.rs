@@ -63,6 +63,7 @@ impl EntryBuilder {
             last_run: LastRun::default(),
             runs_guestlist: false,
             origin: None,
+            managed: None,
         }
     }
 }
@@ -79,6 +80,7 @@ fn observed(name: &str) -> Observed {
         last_run: LastRun::default(),
         runs_guestlist: false,
         origin: None,
+        managed: None,
     }
 }
 
@@ -298,9 +300,11 @@ fn another_orchestrators_containers_are_never_acted_on() {
     let task = |name: &str, label: &str| {
         let mut o = observed(name);
         o.labels.insert(label.into(), "x".into());
+        o.managed = crate::record::rules::Orchestrator::owning([label]);
         o
     };
-    // A swarm task, a Kubernetes pod's container, a Nomad allocation: none is an extra.
+    // A swarm task, a Kubernetes pod's container, a Nomad allocation, each where its claim is
+    // believed (observe decides): none is an extra.
     let live = vec![
         task("web.1.a", "com.docker.swarm.task.id"),
         task("k8s_app_pod", "io.kubernetes.pod.name"),
