@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::record::rules::{AllowRule, LabelSelector};
+use crate::record::rules::{AllowRule, LabelSelector, Orchestrator};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -157,6 +157,12 @@ pub struct SnapshotArgs {
     /// Record stopped containers too (recreated when deleted, but not started)
     #[arg(long)]
     pub all: bool,
+
+    /// Believe this orchestrator's labels on this host (kubernetes, nomad; repeatable): the
+    /// containers they claim are its own. Found by itself when its containers run now; swarm
+    /// is believed wherever the engine reports an active swarm
+    #[arg(long = "orchestrator", value_name = "NAME", conflicts_with = "names")]
+    pub orchestrators: Vec<Orchestrator>,
 
     /// Overwrite an existing state file
     #[arg(long, conflicts_with = "names")]

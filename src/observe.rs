@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::engine::{Engine, Listed};
 use crate::plan::{LastRun, Observed, Status};
-use crate::record::rules::{Orchestrator, Scope};
+use crate::record::rules::{Claims, Scope};
 use crate::record::spec::{self, CaptureContext};
 
 /// Engine reads in flight at once. The engine answers reads on both cores, so a few in flight
@@ -34,10 +34,30 @@ struct Inspected {
     origin: Arc<spec::Origin>,
 }
 
-/// Every container in `scope`, with the run configuration captured for those `capture` names.
-pub async fn host(engine: &Engine, scope: &Scope, capture: Capture<'_>) -> Result<Vec<Observed>> {
+/// Every container in `scope`, with the run configuration captured for those `capture` names,
+/// each placed with another orchestrator where its labels claim so and `claims` believes it.
+pub async fn host(
+    engine: &Engine,
+    scope: &Scope,
+    claims: Claims,
+    capture: Capture<'_>,
+) -> Result<Vec<Observed>> {
     let listed = engine.list(scope).await?;
-    from_list(engine, listed, capture).await
+    from_list(engine, listed, claims, capture).await
+}
+
+/// `claims`, with swarm's believed when the engine is in a swarm now. Asked only when one of
+/// `labels` claims a container for swarm: on most hosts, never.
+pub async fn believed<'a>(
+    engine: &Engine,
+    claims: Claims,
+    mut labels: impl Iterator<Item = &'a HashMap<String, String>>,
+) -> Result<Claims> {
+    let swarm = labels.any(|l| Claims::claims_swarm(l.keys().map(String::as_str)));
+    Ok(Claims {
+        swarm: swarm && engine.swarm_active().await?,
+        ..claims
+    })
 }
 
 /// The host again after a pass acted on it, as `allowed` would see it, for less: one list
@@ -68,7 +88,7 @@ pub async fn again(
         .filter(|c| state.entry(&c.name).is_some() && !unchanged(c))
         .map(|c| c.name.clone())
         .collect();
-    let mut observed = from_list(engine, listed, Capture::Named(&inspect)).await?;
+    let mut observed = from_list(engine, listed, state.claims(), Capture::Named(&inspect)).await?;
     for o in observed.iter_mut().filter(|o| o.spec.is_none()) {
         if let Some(earlier) = known.get(o.id.as_str()).filter(|e| e.name == o.name) {
             o.spec = earlier.spec.clone();
@@ -83,8 +103,10 @@ pub async fn again(
 async fn from_list(
     engine: &Engine,
     listed: Vec<Listed>,
+    claims: Claims,
     capture: Capture<'_>,
 ) -> Result<Vec<Observed>> {
+    let claims = believed(engine, claims, listed.iter().map(|c| &c.labels)).await?;
     let wants = |c: &Listed| match &capture {
         Capture::All => true,
         Capture::Named(names) => names.contains(&c.name),
@@ -123,7 +145,7 @@ async fn from_list(
         };
         observed.push(Observed {
             runs_guestlist: own_container_ids().contains(&c.id),
-            managed: Orchestrator::owning(c.labels.keys().map(String::as_str)),
+            managed: claims.owner(c.labels.keys().map(String::as_str)),
             running: status.is_running(),
             id: c.id,
             name: c.name,
@@ -323,7 +345,7 @@ pub async fn allowed(
     state: &crate::record::state::State,
 ) -> Result<Vec<Observed>> {
     let names: BTreeSet<String> = state.containers.iter().map(|e| e.name.clone()).collect();
-    host(engine, &state.scope, Capture::Named(&names)).await
+    host(engine, &state.scope, state.claims(), Capture::Named(&names)).await
 }
 
 #[cfg(test)]

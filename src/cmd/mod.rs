@@ -114,7 +114,19 @@ impl Settings {
     /// Load the state file, with the next step when there is none.
     pub fn load_state(&self) -> Result<State> {
         match state::load(&self.state_path) {
-            Ok(state) => Ok(state),
+            Ok(state) => {
+                if state.orchestrators.is_none() {
+                    tracing::warn!(
+                        "the list {} predates orchestrator claims: Kubernetes' and Nomad's \
+                         labels exempt a container wherever they appear, and any client that \
+                         can create a container can write them; record which orchestrators \
+                         run here with `guestlist snapshot --force` (or add \"orchestrators\": \
+                         [] to the file, see the README)",
+                        self.state_path.display()
+                    );
+                }
+                Ok(state)
+            }
             Err(LoadError::NotFound(path)) => {
                 Err(anyhow::anyhow!("no state file at {}", path.display())).context(Hint(
                     "run `guestlist snapshot` to record the containers running now".into(),

@@ -11,7 +11,7 @@ use crate::error::Hint;
 use crate::execute::REPLACEMENT_SUFFIX;
 use crate::observe::{self, Capture};
 use crate::plan::Observed;
-use crate::record::rules::{Orchestrator, Scope};
+use crate::record::rules::{Claims, Orchestrator, Scope};
 use crate::record::spec::EngineKind;
 use crate::record::state::{self, Entry, LoadError, State, VERSION};
 
@@ -36,9 +36,24 @@ async fn whole(settings: &Settings, args: SnapshotArgs) -> Result<Outcome> {
     }
     let engine = settings.connect().await?;
     let scope = Scope::new(args.scope);
-    let observed = observe::host(&engine, &scope, Capture::All).await?;
+    // Every orchestrator whose containers run here is found by their labels; the list then
+    // believes those orchestrators' labels, and no others'.
+    let finding = Claims {
+        swarm: false,
+        kubernetes: true,
+        nomad: true,
+    };
+    let observed = observe::host(&engine, &scope, finding, Capture::All).await?;
     let (observed, managed): (Vec<Observed>, Vec<Observed>) =
-        observed.into_iter().partition(|o| owner(o).is_none());
+        observed.into_iter().partition(|o| o.managed.is_none());
+    let mut orchestrators: Vec<Orchestrator> = managed
+        .iter()
+        .filter_map(|o| o.managed)
+        .chain(args.orchestrators.iter().copied())
+        .filter(|o| *o != Orchestrator::Swarm)
+        .collect();
+    orchestrators.sort();
+    orchestrators.dedup();
     let containers: Vec<Entry> = observed
         .into_iter()
         // A replacement under its temporary name is an unfinished pass, not a container.
@@ -57,24 +72,36 @@ async fn whole(settings: &Settings, args: SnapshotArgs) -> Result<Outcome> {
         scope,
         allow: args.allow,
         containers: Vec::new(),
+        orchestrators: Some(orchestrators),
     };
     state.upsert(containers);
     state::save(&settings.state_path, &state)?;
     print(&recorded(settings, &state, state.containers.iter()));
     print(&left_out(&managed));
+    print(&believed(&state));
     Ok(Outcome::Clean)
 }
 
-/// The orchestrator that owns `o`, if another one does.
-fn owner(o: &Observed) -> Option<Orchestrator> {
-    Orchestrator::owning(o.labels.keys().map(String::as_str))
+/// Which orchestrators' labels the new list believes, when any.
+fn believed(state: &State) -> String {
+    let known = state.orchestrators.as_deref().unwrap_or_default();
+    known
+        .iter()
+        .map(|o| {
+            format!(
+                "{} runs here: a container its labels claim is its own (anywhere else they \
+                 would make an extra)\n",
+                o.name()
+            )
+        })
+        .collect()
 }
 
 /// Which containers another orchestrator owns and the snapshot left out, by orchestrator.
 fn left_out(managed: &[Observed]) -> String {
     let mut by: BTreeMap<Orchestrator, Vec<&str>> = BTreeMap::new();
     for o in managed {
-        if let Some(orchestrator) = owner(o) {
+        if let Some(orchestrator) = o.managed {
             by.entry(orchestrator).or_default().push(&o.name);
         }
     }
@@ -105,11 +132,17 @@ async fn named(settings: &Settings, args: SnapshotArgs) -> Result<Outcome> {
     };
     let engine = settings.connect_for(&state).await?;
     let wanted = args.names.iter().cloned().collect();
-    let observed = observe::host(&engine, &state.scope, Capture::Named(&wanted)).await?;
+    let observed = observe::host(
+        &engine,
+        &state.scope,
+        state.claims(),
+        Capture::Named(&wanted),
+    )
+    .await?;
     let mut entries = Vec::new();
     for name in &args.names {
         let found = observed.iter().find(|o| &o.name == name);
-        if let Some(orchestrator) = found.and_then(owner) {
+        if let Some(orchestrator) = found.and_then(|o| o.managed) {
             bail!(
                 "{name} is managed by {}: guestlist leaves its containers to it (nothing was \
                  changed)",

@@ -439,6 +439,25 @@ impl Engine {
         }
     }
 
+    /// Whether this engine is part of a swarm now (asked again each time: a swarm can be
+    /// joined or left while guestlist runs). Podman has none.
+    pub async fn swarm_active(&self) -> Result<bool> {
+        let context = || format!("cannot ask {} whether it is in a swarm", self.endpoint());
+        let info = match raw::get_json(self.endpoint(), "/info")
+            .await
+            .with_context(context)?
+        {
+            Answer::Found(json) => json,
+            Answer::Absent => return Ok(false),
+            Answer::Unspoken => {
+                serde_json::to_value(self.docker.info().await.with_context(context)?)?
+            }
+        };
+        let state = info["Swarm"]["LocalNodeState"].as_str().unwrap_or_default();
+        // "pending" (joining), "active", "locked" and "error" all have tasks of their own.
+        Ok(!matches!(state, "" | "inactive"))
+    }
+
     /// The pod whose infra container `id` is, on Podman: removing that container removes the
     /// whole pod. `None` for any other container.
     pub async fn infra_of(&self, id: &str) -> Result<Option<String>> {

@@ -25,7 +25,6 @@ use crate::observe::{self, Capture};
 use crate::ops::audit::{Audit, RequestSeen};
 use crate::ops::metrics::Refusals;
 use crate::plan::{LastRun, Observed, Status};
-use crate::record::rules::Orchestrator;
 use crate::record::spec::EngineKind;
 use crate::record::state::{self, State};
 use policy::{Refusal, Seen, Verdict};
@@ -344,10 +343,20 @@ impl Guard {
                 }
             }
         }
+        let claims = match engine {
+            Some(engine) => {
+                let labels = affected.iter().map(|o| &o.labels);
+                observe::believed(engine, state.claims(), labels).await?
+            }
+            None => state.claims(),
+        };
+        for one in affected.iter_mut() {
+            one.managed = claims.owner(one.labels.keys().map(String::as_str));
+        }
         let names = policy::names_to_observe(state, &request, &affected);
         let observed = match (names.is_empty(), engine) {
             (false, Some(engine)) => {
-                observe::host(engine, &state.scope, Capture::Named(&names)).await?
+                observe::host(engine, &state.scope, state.claims(), Capture::Named(&names)).await?
             }
             _ => Vec::new(),
         };
@@ -361,6 +370,7 @@ impl Guard {
             affected: &affected,
             observed: &observed,
             plugin,
+            claims,
         };
         Ok((
             Judgement::Verdict(policy::decide(state, &request, &seen)),
@@ -441,13 +451,20 @@ impl Guard {
             };
             let mut names = policy::names_to_observe(&state, &Request::Create(Some(create)), &[]);
             names.insert(created.name.clone());
-            let observed = observe::host(engine, &state.scope, Capture::Named(&names)).await?;
+            let claims = state.claims();
+            let observed =
+                observe::host(engine, &state.scope, claims, Capture::Named(&names)).await?;
+            let claims =
+                observe::believed(engine, claims, std::iter::once(&created.labels)).await?;
             let created = observed
                 .iter()
                 .find(|o| o.id == created.id)
                 .cloned()
                 .unwrap_or(created);
-            Ok((policy::admit(&state, &created, &observed), Some(engine)))
+            Ok((
+                policy::admit(&state, claims, &created, &observed),
+                Some(engine),
+            ))
         };
         let (verdict, engine) = match measured.await {
             Ok(found) => found,
@@ -540,6 +557,7 @@ fn no_one() -> Seen<'static> {
         affected: &[],
         observed: &[],
         plugin: None,
+        claims: Default::default(),
     }
 }
 
@@ -563,7 +581,8 @@ fn target_of(json: &Value) -> Observed {
         image: text(&json["Config"]["Image"]),
         running: status.is_running(),
         status,
-        managed: Orchestrator::owning(labels.keys().map(String::as_str)),
+        // Placed by `Guard::consult`, once it knows whose claims are believed.
+        managed: None,
         labels,
         spec: None,
         last_run: LastRun::default(),
@@ -576,7 +595,7 @@ fn target_of(json: &Value) -> Observed {
 fn listed_as_observed(c: Listed) -> Observed {
     Observed {
         running: c.status.is_running(),
-        managed: Orchestrator::owning(c.labels.keys().map(String::as_str)),
+        managed: None,
         id: c.id,
         name: c.name,
         image: c.image,

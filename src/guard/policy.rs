@@ -16,7 +16,7 @@ use super::route::{Operation, PodOperation, Run};
 use crate::execute::REPLACEMENT_SUFFIX;
 use crate::plan::{self, Action, Observed, Plan};
 use crate::record::change::Change;
-use crate::record::rules::Orchestrator;
+use crate::record::rules::{Claims, Orchestrator};
 use crate::record::spec;
 use crate::record::state::{Entry, State};
 
@@ -55,6 +55,8 @@ pub struct Seen<'a> {
     pub observed: &'a [Observed],
     /// The guard's own plugin name when it runs as one.
     pub plugin: Option<&'a str>,
+    /// Whose orchestrator claims are believed on this host.
+    pub claims: Claims,
 }
 
 /// How an allowed container stands, as far as changing it goes.
@@ -137,18 +139,20 @@ pub fn decide(state: &State, request: &Request, seen: &Seen<'_>) -> Verdict {
              body (it passes none of 1 MiB or more, nor any that is not JSON)"
                 .into(),
         ),
-        Request::Create(Some(create)) => created(state, create, &plan),
+        Request::Create(Some(create)) => created(state, seen.claims, create, &plan),
         Request::PodCreate { infra: None } => Verdict::Allow,
-        Request::PodCreate { infra: Some(infra) } => match created(state, infra, &plan) {
-            Verdict::Allow => Verdict::Allow,
-            Verdict::Refuse(r) => Refusal::verdict(
-                None,
-                format!(
-                    "refusing to create this pod: its infra container {}",
-                    r.message.trim_start_matches("guestlist: ")
+        Request::PodCreate { infra: Some(infra) } => {
+            match created(state, seen.claims, infra, &plan) {
+                Verdict::Allow => Verdict::Allow,
+                Verdict::Refuse(r) => Refusal::verdict(
+                    None,
+                    format!(
+                        "refusing to create this pod: its infra container {}",
+                        r.message.trim_start_matches("guestlist: ")
+                    ),
                 ),
-            ),
-        },
+            }
+        }
         // The first affected container is the one the engine resolved; any others are those
         // the same reference could name by the time the engine acts (a plugin's id prefix).
         Request::Change { operation, to, .. } => {
@@ -170,7 +174,7 @@ pub fn decide(state: &State, request: &Request, seen: &Seen<'_>) -> Verdict {
                 return refusal;
             }
             match (operation, to) {
-                (Operation::Rename, Some(to)) => renamed(state, &plan, target, to),
+                (Operation::Rename, Some(to)) => renamed(state, seen.claims, &plan, target, to),
                 _ => Verdict::Allow,
             }
         }
@@ -332,7 +336,7 @@ fn runs(state: &State, plan: &Plan, run: Run, target: &Observed, what: Option<&s
 
 /// Whether `target` may be renamed to `to`: an extra stays an extra under any name; otherwise
 /// it must be a container that may exist under the new name, as a create under it must.
-fn renamed(state: &State, plan: &Plan, target: &Observed, to: &str) -> Verdict {
+fn renamed(state: &State, claims: Claims, plan: &Plan, target: &Observed, to: &str) -> Verdict {
     if is_extra(state, target) && holder(state, to).is_none() {
         return Verdict::Allow;
     }
@@ -341,7 +345,7 @@ fn renamed(state: &State, plan: &Plan, target: &Observed, to: &str) -> Verdict {
         image: target.image.clone(),
         labels: target.labels.clone(),
     };
-    if let Verdict::Refuse(r) = created(state, &as_created, &|| plan.clone()) {
+    if let Verdict::Refuse(r) = created(state, claims, &as_created, &|| plan.clone()) {
         return Verdict::Refuse(r);
     }
     match record_check(state, to, target) {
@@ -359,13 +363,18 @@ fn renamed(state: &State, plan: &Plan, target: &Observed, to: &str) -> Verdict {
 /// The created container `created`, as the engine made it, measured against the list: what
 /// `created` allowed by the request's reading must hold for the engine's too, and a container
 /// under a listed name (or its replacement's) must be what `enforce` would create.
-pub fn admit(state: &State, created_as: &Observed, observed: &[Observed]) -> Verdict {
+pub fn admit(
+    state: &State,
+    claims: Claims,
+    created_as: &Observed,
+    observed: &[Observed],
+) -> Verdict {
     let create = Create {
         name: Some(created_as.name.clone()),
         image: created_as.image.clone(),
         labels: created_as.labels.clone(),
     };
-    if let Verdict::Refuse(r) = created(state, &create, &|| plan::plan(state, observed)) {
+    if let Verdict::Refuse(r) = created(state, claims, &create, &|| plan::plan(state, observed)) {
         return Verdict::Refuse(r);
     }
     match record_check(state, &created_as.name, created_as) {
@@ -411,7 +420,7 @@ fn record_check(state: &State, name: &str, container: &Observed) -> Result<(), S
 /// tells. A listed name (or a replacement's temporary name) must go to a container guestlist
 /// manages, and its configuration is compared with the record once the engine made it
 /// (`admit`).
-fn created(state: &State, create: &Create, plan: &dyn Fn() -> Plan) -> Verdict {
+fn created(state: &State, claims: Claims, create: &Create, plan: &dyn Fn() -> Plan) -> Verdict {
     let name = create.name.as_deref();
     let claimed = Orchestrator::owning(create.labels.keys().map(String::as_str));
     if let Some(entry) = name.and_then(|n| holder(state, n)) {
@@ -453,7 +462,9 @@ fn created(state: &State, create: &Create, plan: &dyn Fn() -> Plan) -> Verdict {
         return Verdict::Allow;
     }
     // Swarm never creates through the API: its labels on a create are not its own.
-    let believed = claimed.is_some_and(|by| by != Orchestrator::Swarm);
+    let believed = claims
+        .owner(create.labels.keys().map(String::as_str))
+        .is_some_and(|by| by != Orchestrator::Swarm);
     if !state.scope.contains(&create.labels) || believed {
         return Verdict::Allow;
     }

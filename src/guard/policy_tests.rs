@@ -33,6 +33,7 @@ fn state(entries: Vec<Entry>, scope: &[&str], allow: &[&str]) -> State {
         scope: crate::record::rules::Scope::new(scope.iter().map(|s| s.parse().unwrap()).collect()),
         allow: allow.iter().map(|s| s.parse().unwrap()).collect(),
         containers: entries,
+        orchestrators: None,
     }
 }
 
@@ -90,6 +91,7 @@ fn judge(state: &State, request: &Request, affected: &[Observed], host: &[Observ
         affected,
         observed: host,
         plugin: Some("guestlist-guard"),
+        claims: state.claims(),
     };
     decide(state, request, &seen)
 }
@@ -465,6 +467,7 @@ fn the_guards_own_plugin_is_not_disabled_through_the_api() {
         affected: &[],
         observed: &[],
         plugin: None,
+        claims: state.claims(),
     };
     assert_eq!(
         decide(&state, &request, &seen),
@@ -588,7 +591,7 @@ fn what_removes_or_stops_containers_indirectly_is_judged_by_each_of_them() {
 fn a_created_container_is_admitted_only_as_the_list_allows_it() {
     let state = state(vec![entry("web")], &["label=team=a"], &[]);
     let mut created = live(&state, "web", &[("team", "a")]);
-    assert_eq!(admit(&state, &created, &[]), Verdict::Allow);
+    assert_eq!(admit(&state, state.claims(), &created, &[]), Verdict::Allow);
     // Networks the record has and the new container is still to be connected to: as enforce
     // creates it.
     let mut recorded = entry("web");
@@ -597,17 +600,21 @@ fn a_created_container_is_admitted_only_as_the_list_allows_it() {
         .networks
         .insert("back".into(), Default::default());
     let with_networks = state_with(recorded.clone(), &state);
-    assert_eq!(admit(&with_networks, &created, &[]), Verdict::Allow);
+    assert_eq!(
+        admit(&with_networks, with_networks.claims(), &created, &[]),
+        Verdict::Allow
+    );
     if let Some(spec) = &mut created.spec {
         spec.host_config.insert("Privileged".into(), json!(true));
     }
-    let v = admit(&state, &created, &[]);
+    let v = admit(&state, state.claims(), &created, &[]);
     assert!(refused(&v).contains("in host_config.Privileged"), "{v:?}");
     // The image gave it the scope's label, or did not.
     let outside = live(&state, "web", &[]);
-    assert!(refused(&admit(&state, &outside, &[])).contains("outside the scope"));
+    assert!(refused(&admit(&state, state.claims(), &outside, &[])).contains("outside the scope"));
     let extra = live(&state, "x", &[("team", "a")]);
-    assert!(refused(&admit(&state, &extra, &[])).contains("container x (image img:1) is not on"));
+    assert!(refused(&admit(&state, state.claims(), &extra, &[]))
+        .contains("container x (image img:1) is not on"));
 }
 
 fn state_with(entry: Entry, like: &State) -> State {
@@ -651,6 +658,39 @@ fn a_request_the_guard_cannot_read_is_refused_with_why() {
     let v = verdict(&state, &[], "POST", "/containers/x/frobnicate", "");
     assert!(
         refused(&v).starts_with("guestlist: refusing this request: POST /containers/x/frobnicate"),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn an_orchestrators_labels_exempt_a_create_only_where_it_is_known_to_run() {
+    let mut state = state(vec![], &[], &[]);
+    let body = r#"{"Image":"img:1","Labels":{"io.kubernetes.pod.name":"p"}}"#;
+    let uri = "/containers/create?name=k8s_x";
+    // A list from before claims were checked believes them, as guestlist did then.
+    assert_eq!(verdict(&state, &[], "POST", uri, body), Verdict::Allow);
+    state.orchestrators = Some(vec![]);
+    let v = verdict(&state, &[], "POST", uri, body);
+    assert!(
+        refused(&v).contains("container k8s_x (image img:1) is not on"),
+        "{v:?}"
+    );
+    state.orchestrators = Some(vec![Orchestrator::Kubernetes]);
+    assert_eq!(verdict(&state, &[], "POST", uri, body), Verdict::Allow);
+    // An extra claimed for an orchestrator not believed here is an extra to start, too.
+    state.orchestrators = Some(vec![]);
+    let mut forged = stopped(live(&state, "k8s_x", &[("io.kubernetes.pod.name", "p")]));
+    forged.managed = state
+        .claims()
+        .owner(forged.labels.keys().map(String::as_str));
+    let v = judge(
+        &state,
+        &parse("POST", "/containers/k8s_x/start", ""),
+        &[forged],
+        &[],
+    );
+    assert!(
+        refused(&v).contains("refusing to start container k8s_x"),
         "{v:?}"
     );
 }

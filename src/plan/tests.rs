@@ -92,6 +92,7 @@ fn state(entries: Vec<EntryBuilder>) -> State {
         scope: Default::default(),
         allow: Vec::new(),
         containers: entries.into_iter().map(|b| b.0).collect(),
+        orchestrators: Some(Vec::new()),
     }
 }
 

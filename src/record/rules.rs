@@ -123,24 +123,34 @@ impl fmt::Display for Scope {
 /// Another orchestrator that owns a container, known by the labels it puts on every container
 /// it runs. Its containers are its own: guestlist never records, starts, removes or replaces
 /// them (a swarm task started again after a rolling update runs outside swarm's control, and
-/// swarm recreates what guestlist removes, for ever).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// swarm recreates what guestlist removes, for ever). But any client that can create a
+/// container can write those labels too, so a label is only a claim: `Claims` says where it
+/// is believed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Orchestrator {
     Swarm,
     Kubernetes,
     Nomad,
 }
 
+/// The label swarm puts on each of its tasks' containers.
+pub const SWARM_TASK: &str = "com.docker.swarm.task.id";
+
 impl Orchestrator {
-    /// The orchestrator whose label is among `keys`, if any.
+    /// The orchestrator whose label is among `keys`, if any (the first found).
     pub fn owning<'a>(keys: impl IntoIterator<Item = &'a str>) -> Option<Orchestrator> {
-        keys.into_iter().find_map(|key| match key {
-            "com.docker.swarm.task.id" => Some(Orchestrator::Swarm),
+        keys.into_iter().find_map(Orchestrator::labelling)
+    }
+
+    /// The orchestrator that puts the label `key` on its containers.
+    fn labelling(key: &str) -> Option<Orchestrator> {
+        match key {
+            SWARM_TASK => Some(Orchestrator::Swarm),
             // cri-dockerd (and dockershim before it) label every container of a pod.
             "io.kubernetes.pod.name" | "io.kubernetes.pod.uid" => Some(Orchestrator::Kubernetes),
             "com.hashicorp.nomad.alloc_id" => Some(Orchestrator::Nomad),
             _ => None,
-        })
+        }
     }
 
     pub fn name(self) -> &'static str {
@@ -149,6 +159,85 @@ impl Orchestrator {
             Orchestrator::Kubernetes => "Kubernetes",
             Orchestrator::Nomad => "Nomad",
         }
+    }
+
+    /// Its word in the state file and on the command line.
+    pub fn word(self) -> &'static str {
+        match self {
+            Orchestrator::Swarm => "swarm",
+            Orchestrator::Kubernetes => "kubernetes",
+            Orchestrator::Nomad => "nomad",
+        }
+    }
+}
+
+/// Kubernetes or Nomad, as a list names them (swarm is known from the engine, never listed).
+impl FromStr for Orchestrator {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "kubernetes" => Ok(Orchestrator::Kubernetes),
+            "nomad" => Ok(Orchestrator::Nomad),
+            "swarm" => bail!(
+                "swarm is not named in a list: its containers are its own wherever the engine \
+                 reports an active swarm"
+            ),
+            _ => bail!("`{s}` is not an orchestrator guestlist knows: kubernetes or nomad"),
+        }
+    }
+}
+
+impl Serialize for Orchestrator {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.word())
+    }
+}
+
+impl<'de> Deserialize<'de> for Orchestrator {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let word = String::deserialize(deserializer)?;
+        word.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Which orchestrators' claims are believed on one host: swarm's where the engine reports an
+/// active swarm (swarm never creates a container through the API, so a create that carries its
+/// labels is forged); Kubernetes' and Nomad's where the list says they run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Claims {
+    pub swarm: bool,
+    pub kubernetes: bool,
+    pub nomad: bool,
+}
+
+impl Claims {
+    /// The orchestrator a container with the label `keys` belongs to: the one orchestrator its
+    /// labels claim it for, when that claim is believed here. A container claimed for two is
+    /// nobody's: no orchestrator labels its containers with another's labels.
+    pub fn owner<'a>(&self, keys: impl IntoIterator<Item = &'a str>) -> Option<Orchestrator> {
+        let claimed: std::collections::BTreeSet<Orchestrator> = keys
+            .into_iter()
+            .filter_map(Orchestrator::labelling)
+            .collect();
+        let mut claimed = claimed.into_iter();
+        let one = claimed.next()?;
+        if claimed.next().is_some() {
+            return None;
+        }
+        self.believes(one).then_some(one)
+    }
+
+    pub fn believes(&self, orchestrator: Orchestrator) -> bool {
+        match orchestrator {
+            Orchestrator::Swarm => self.swarm,
+            Orchestrator::Kubernetes => self.kubernetes,
+            Orchestrator::Nomad => self.nomad,
+        }
+    }
+
+    /// Whether a label among `keys` claims the container for swarm (the engine is then asked).
+    pub fn claims_swarm<'a>(keys: impl IntoIterator<Item = &'a str>) -> bool {
+        keys.into_iter().any(|k| k == SWARM_TASK)
     }
 }
 
@@ -308,6 +397,44 @@ mod tests {
         let json = serde_json::to_string(&rule).unwrap();
         assert_eq!(json, "\"name=ci-*\"");
         assert_eq!(serde_json::from_str::<AllowRule>(&json).unwrap(), rule);
+    }
+
+    #[test]
+    fn a_claim_is_believed_only_where_its_orchestrator_runs() {
+        let k8s = ["io.kubernetes.pod.name", "io.kubernetes.container.name"];
+        let none = Claims::default();
+        assert_eq!(none.owner(k8s), None);
+        let here = Claims {
+            kubernetes: true,
+            ..Claims::default()
+        };
+        assert_eq!(here.owner(k8s), Some(Orchestrator::Kubernetes));
+        assert_eq!(here.owner(["com.hashicorp.nomad.alloc_id"]), None);
+        // Claimed for two, believed for neither.
+        let all = Claims {
+            swarm: true,
+            kubernetes: true,
+            nomad: true,
+        };
+        assert_eq!(all.owner(["io.kubernetes.pod.name", SWARM_TASK]), None);
+        assert_eq!(all.owner([SWARM_TASK]), Some(Orchestrator::Swarm));
+        assert_eq!(all.owner(["team"]), None);
+    }
+
+    #[test]
+    fn a_list_names_kubernetes_and_nomad_never_swarm() {
+        let read = |s: &str| serde_json::from_str::<Orchestrator>(s);
+        assert_eq!(read("\"kubernetes\"").unwrap(), Orchestrator::Kubernetes);
+        assert_eq!(read("\"nomad\"").unwrap(), Orchestrator::Nomad);
+        assert!(read("\"swarm\"")
+            .unwrap_err()
+            .to_string()
+            .contains("active swarm"));
+        assert!(read("\"Kubernetes\"").is_err());
+        assert_eq!(
+            serde_json::to_string(&Orchestrator::Nomad).unwrap(),
+            "\"nomad\""
+        );
     }
 
     #[test]

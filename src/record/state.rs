@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::ops::files;
-use crate::record::rules::{AllowRule, Scope};
+use crate::record::rules::{AllowRule, Claims, Orchestrator, Scope};
 use crate::record::spec::{ContainerSpec, EngineKind};
 
 /// The state file format this build reads and writes.
@@ -31,6 +31,12 @@ pub struct State {
     /// Extra containers matching one of these are tolerated.
     #[serde(default)]
     pub allow: Vec<AllowRule>,
+    /// The orchestrators besides swarm known to run on this host (`snapshot` finds them, or
+    /// `--orchestrator` names them): the containers their labels claim are theirs. Absent from
+    /// a list written before guestlist checked such claims, which believes Kubernetes' and
+    /// Nomad's labels anywhere, as guestlist did then (`Claims` for the list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orchestrators: Option<Vec<Orchestrator>>,
     /// The allowed containers, sorted by name.
     pub containers: Vec<Entry>,
 }
@@ -236,6 +242,21 @@ impl State {
         }
         self.containers.sort_by(|a, b| a.name.cmp(&b.name));
     }
+
+    /// Whose orchestrator claims this list believes, swarm's aside (the engine says whether a
+    /// swarm is active: `observe` asks).
+    pub fn claims(&self) -> Claims {
+        let named = |o| {
+            self.orchestrators
+                .as_ref()
+                .is_none_or(|known| known.contains(&o))
+        };
+        Claims {
+            swarm: false,
+            kubernetes: named(Orchestrator::Kubernetes),
+            nomad: named(Orchestrator::Nomad),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -243,6 +264,28 @@ impl State {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_list_believes_the_orchestrators_it_names_and_an_older_one_those_it_did() {
+        let mut state = sample();
+        assert!(
+            state.orchestrators.is_none(),
+            "written before claims were checked"
+        );
+        let believed = state.claims();
+        assert!(believed.kubernetes && believed.nomad && !believed.swarm);
+        state.orchestrators = Some(vec![Orchestrator::Nomad]);
+        let believed = state.claims();
+        assert!(!believed.kubernetes && believed.nomad);
+        let text = serde_json::to_string(&state).unwrap();
+        assert!(text.contains(r#""orchestrators":["nomad"]"#), "{text}");
+        assert_eq!(parse(&text).unwrap().orchestrators, state.orchestrators);
+        state.orchestrators = Some(Vec::new());
+        assert_eq!(state.claims(), Claims::default());
+        let swarm = text.replace(r#"["nomad"]"#, r#"["swarm"]"#);
+        let err = format!("{:#}", parse(&swarm).unwrap_err());
+        assert!(err.contains("active swarm"), "{err}");
+    }
 
     fn sample() -> State {
         let text = r#"{
