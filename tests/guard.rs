@@ -15,7 +15,7 @@ use crate::util::{self, docker, docker_output, engine_options, image, Sandbox, L
 
 /// `guestlist guard ARGS` for `sb`, against `host` (the engine under test when `None`); it ends
 /// when dropped.
-fn guard(sb: &Sandbox, host: Option<&str>, args: &[&str]) -> Watcher {
+pub(crate) fn guard(sb: &Sandbox, host: Option<&str>, args: &[&str]) -> Watcher {
     let mut command = Command::new(assert_cmd::cargo::cargo_bin("guestlist"));
     command
         .env("XDG_DATA_HOME", sb.dir())
@@ -33,7 +33,7 @@ fn guard(sb: &Sandbox, host: Option<&str>, args: &[&str]) -> Watcher {
 }
 
 /// A proxy guard for `sb` at a socket in its directory; returns it and its URL.
-fn proxy(sb: &Sandbox, extra: &[&str]) -> (Watcher, String) {
+pub(crate) fn proxy(sb: &Sandbox, extra: &[&str]) -> (Watcher, String) {
     let url = format!("unix://{}", sb.dir().join("guard.sock").display());
     let mut args = vec!["--listen", url.as_str()];
     args.extend_from_slice(extra);
@@ -41,7 +41,7 @@ fn proxy(sb: &Sandbox, extra: &[&str]) -> (Watcher, String) {
 }
 
 /// The docker CLI against `host`, with `stdin` piped in when given.
-fn through(host: &str, args: &[&str], stdin: Option<&str>) -> Output {
+pub(crate) fn through(host: &str, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new("docker")
         .env("DOCKER_HOST", host)
         .args(args)
@@ -59,7 +59,7 @@ fn through(host: &str, args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().expect("wait for the docker CLI")
 }
 
-fn text(out: &Output) -> (String, String) {
+pub(crate) fn text(out: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&out.stdout).trim().to_string(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -67,14 +67,14 @@ fn text(out: &Output) -> (String, String) {
 }
 
 /// Assert the command succeeded; returns its stdout.
-fn succeeds(out: Output, what: &str) -> String {
+pub(crate) fn succeeds(out: Output, what: &str) -> String {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{what} failed: {stderr}");
     stdout
 }
 
 /// Assert the command failed with `needle` in its error; returns the error.
-fn refused(out: Output, needle: &str, what: &str) -> String {
+pub(crate) fn refused(out: Output, needle: &str, what: &str) -> String {
     let (stdout, stderr) = text(&out);
     assert!(!out.status.success(), "{what} went through: {stdout}");
     assert!(
@@ -85,7 +85,7 @@ fn refused(out: Output, needle: &str, what: &str) -> String {
 }
 
 /// `docker run -d` arguments for a container `name` with `labels`, from the shared test image.
-fn run_args(name: &str, labels: &[String], command: &[&str]) -> Vec<String> {
+pub(crate) fn run_args(name: &str, labels: &[String], command: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = ["run", "-d", "--name", name].map(String::from).to_vec();
     for label in labels {
         args.extend(["--label".to_string(), label.clone()]);
@@ -96,7 +96,7 @@ fn run_args(name: &str, labels: &[String], command: &[&str]) -> Vec<String> {
     args
 }
 
-fn strs(args: &[String]) -> Vec<&str> {
+pub(crate) fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
 
@@ -501,10 +501,10 @@ fn the_guard_does_not_start_without_a_list() {
 }
 
 /// A plugin spec file that dockerd finds the guard by, removed when dropped.
-struct Spec(std::path::PathBuf);
+pub(crate) struct Spec(std::path::PathBuf);
 
 impl Spec {
-    fn write(name: &str, socket: &Path) -> Spec {
+    pub(crate) fn write(name: &str, socket: &Path) -> Spec {
         let dir = Path::new("/etc/docker/plugins");
         std::fs::create_dir_all(dir).expect("the plugin spec directory");
         let path = dir.join(format!("{name}.spec"));
@@ -520,7 +520,12 @@ impl Drop for Spec {
 }
 
 /// curl against `engine`'s own socket; returns (HTTP status, body).
-fn curl(engine: &OwnEngine, method: &str, path: &str, body: Option<&Path>) -> (String, String) {
+pub(crate) fn curl(
+    engine: &OwnEngine,
+    method: &str,
+    path: &str,
+    body: Option<&Path>,
+) -> (String, String) {
     let socket = engine.socket();
     let mut args = vec![
         "-s".to_string(),

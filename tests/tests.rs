@@ -9,6 +9,8 @@ mod util;
 /// Nothing lost: volumes survive removals, the audit log keeps every removed container, and
 /// `restore` brings one back.
 mod audit;
+/// Create bodies read by the engine (the oracle) and through the guard, compared.
+mod bodies;
 /// The command-line contract without containers: help, usage errors, missing state, no engine.
 mod cli;
 /// State files and audit logs written by an earlier version read as they did.
@@ -21,6 +23,8 @@ mod fidelity;
 mod flow;
 /// `guestlist guard`: the socket proxy and the authorization plugin.
 mod guard;
+/// The guard against a hostile client: each way of walking past it, through the proxy.
+mod hostile;
 /// `--notify`: notifications to a real receiver, once per situation, never in the way.
 mod notify;
 /// Metrics, and the contrib files checked by the tools that read them.

@@ -458,20 +458,82 @@ impl Engine {
         Ok(!matches!(state, "" | "inactive"))
     }
 
-    /// The pod whose infra container `id` is, on Podman: removing that container removes the
-    /// whole pod. `None` for any other container.
-    pub async fn infra_of(&self, id: &str) -> Result<Option<String>> {
+    /// Podman's own inspect of a container (`Dependencies`, `Pod`, `IsInfra`), which its
+    /// compatible one leaves out; `None` if there is no such container.
+    pub async fn podman_inspect(&self, id: &str) -> Result<Option<Value>> {
         let escaped = percent_encoding::utf8_percent_encode(id, REFERENCE);
         let path = format!("/v4.0.0/libpod/containers/{escaped}/json");
         match raw::get_json(self.endpoint(), &path)
             .await
             .with_context(|| format!("cannot inspect container {id}"))?
         {
-            Answer::Found(json) if json["IsInfra"].as_bool() == Some(true) => Ok(json["Pod"]
-                .as_str()
-                .filter(|p| !p.is_empty())
-                .map(String::from)),
-            _ => Ok(None),
+            Answer::Found(json) => Ok(Some(json)),
+            Answer::Absent => Ok(None),
+            Answer::Unspoken => {
+                bail!("cannot inspect container {id}: only over unix:// and tcp://")
+            }
+        }
+    }
+
+    /// The full name of the volume `reference` names (Podman also takes a unique prefix of
+    /// one); `None` if it names none.
+    pub async fn volume_name(&self, reference: &str) -> Result<Option<String>> {
+        let escaped = percent_encoding::utf8_percent_encode(reference, REFERENCE);
+        let path = format!("/volumes/{escaped}");
+        if self.defaults.kind == EngineKind::Docker {
+            return self.field_of(&path, "Name", "volume", reference).await;
+        }
+        // Podman's removal takes the volume of that name, else the one whose name it begins
+        // (its inspect does not): looked up here as the removal looks it up.
+        let context = || format!("cannot list volumes at {}", self.endpoint());
+        let listed = match raw::get_json(self.endpoint(), "/volumes")
+            .await
+            .with_context(context)?
+        {
+            Answer::Found(json) => json,
+            _ => bail!("{}: no list", context()),
+        };
+        let names: Vec<&str> = listed["Volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v["Name"].as_str())
+            .collect();
+        if names.contains(&reference) {
+            return Ok(Some(reference.to_string()));
+        }
+        let mut prefixed = names.into_iter().filter(|n| n.starts_with(reference));
+        Ok(match (prefixed.next(), prefixed.next()) {
+            (Some(one), None) => Some(one.to_string()),
+            _ => None,
+        })
+    }
+
+    /// The id of the network `reference` names (by name, id or id prefix); `None` if none.
+    pub async fn network_id(&self, reference: &str) -> Result<Option<String>> {
+        let escaped = percent_encoding::utf8_percent_encode(reference, REFERENCE);
+        let (path, field) = match self.defaults.kind {
+            EngineKind::Docker => (format!("/networks/{escaped}"), "Id"),
+            EngineKind::Podman => (format!("/v4.0.0/libpod/networks/{escaped}/json"), "id"),
+        };
+        self.field_of(&path, field, "network", reference).await
+    }
+
+    async fn field_of(
+        &self,
+        path: &str,
+        field: &str,
+        what: &str,
+        reference: &str,
+    ) -> Result<Option<String>> {
+        let context = || format!("cannot inspect {what} {reference}");
+        match raw::get_json(self.endpoint(), path)
+            .await
+            .with_context(context)?
+        {
+            Answer::Found(json) => Ok(json[field].as_str().map(String::from)),
+            Answer::Absent => Ok(None),
+            Answer::Unspoken => bail!("{}: only over unix:// and tcp://", context()),
         }
     }
 

@@ -118,6 +118,13 @@ fn check(value: &Json, holder: Option<&str>) -> Result<(), Ambiguous> {
 }
 
 impl Json {
+    pub fn as_object_ref(&self) -> Option<&Object> {
+        match self {
+            Json::Object(o) => Some(o),
+            _ => None,
+        }
+    }
+
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Json::String(s) => Some(s),
@@ -239,10 +246,7 @@ mod tests {
 
     impl Json {
         fn as_object(&self) -> Option<&Object> {
-            match self {
-                Json::Object(o) => Some(o),
-                _ => None,
-            }
+            self.as_object_ref()
         }
     }
 

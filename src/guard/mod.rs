@@ -126,6 +126,16 @@ pub struct Guard {
     pub refusals: Arc<Refusals>,
 }
 
+/// What a request reaches, through the engine.
+#[derive(Default)]
+struct Reached {
+    affected: Vec<Observed>,
+    /// The id (or full name) the reference the request names resolved to.
+    resolved: Option<String>,
+    /// The container the request names, which does not exist.
+    missing: Option<String>,
+}
+
 /// What a judgement found out, beyond the verdict.
 enum Judgement {
     Verdict(Verdict),
@@ -290,58 +300,12 @@ impl Guard {
         let mut affected = Vec::new();
         let mut resolved = None;
         if let Some(engine) = engine {
-            if let Some(reference) = request.container() {
-                let Some(json) = engine
-                    .inspect(reference)
-                    .await
-                    .with_context(|| format!("cannot inspect container {reference}"))?
-                else {
-                    return Ok((Judgement::Missing(reference.to_string()), None));
-                };
-                let target = target_of(&json);
-                resolved = Some(target.id.clone());
-                // A plugin cannot send the resolved id on: the engine resolves the reference
-                // again, and an id prefix can name another container by then (a decoy named
-                // like a prefix of a listed container's id, removed meanwhile). Each container
-                // the reference could name is judged.
-                if plugin.is_some() && could_be_id_prefix(reference) {
-                    let listed = engine.list(&state.scope).await?;
-                    affected.extend(
-                        listed
-                            .into_iter()
-                            .filter(|c| c.id.starts_with(reference) && c.id != target.id)
-                            .map(listed_as_observed),
-                    );
-                }
-                // Podman removes a pod's infra container with the whole pod.
-                let infra = match (&request, engine.defaults.kind) {
-                    (
-                        Request::Change {
-                            operation: route::Operation::Remove,
-                            ..
-                        },
-                        EngineKind::Podman,
-                    ) => engine.infra_of(&target.id).await?,
-                    _ => None,
-                };
-                affected.insert(0, target);
-                if let Some(pod) = infra {
-                    let pod = Request::Pod {
-                        operation: route::PodOperation::Change(route::Operation::Remove),
-                        pod,
-                    };
-                    affected.extend(self.users(engine, state, &pod).await?);
-                }
+            let reached = self.reach(engine, state, &mut request).await?;
+            if let Some(reference) = reached.missing {
+                return Ok((Judgement::Missing(reference), None));
             }
-            affected.extend(self.users(engine, state, &request).await?);
-            if let Request::Create(Some(create)) = &mut request {
-                // The engine gives a container its image's labels too.
-                if let Some(image) = engine.image(&create.image).await.ok().flatten() {
-                    for (key, value) in request::string_map(&image.config["Labels"]) {
-                        create.labels.entry(key).or_insert(value);
-                    }
-                }
-            }
+            affected = reached.affected;
+            resolved = reached.resolved;
         }
         let claims = match engine {
             Some(engine) => {
@@ -378,6 +342,143 @@ impl Guard {
         ))
     }
 
+    /// The containers `request` reaches, as the engine resolves them, and what the proxy is
+    /// to send in place of the reference it names. A create gets its image's labels added, as
+    /// the engine adds them.
+    async fn reach(
+        &self,
+        engine: &Engine,
+        state: &State,
+        request: &mut Request,
+    ) -> Result<Reached> {
+        let mut reached = Reached::default();
+        match request {
+            Request::Change { container, .. } | Request::Run { container, .. } => {
+                let reference = container.clone();
+                let Some(json) = engine
+                    .inspect(&reference)
+                    .await
+                    .with_context(|| format!("cannot inspect container {reference}"))?
+                else {
+                    reached.missing = Some(reference);
+                    return Ok(reached);
+                };
+                let target = target_of(&json);
+                reached.resolved = Some(target.id.clone());
+                // A plugin cannot send the resolved id on: the engine resolves the reference
+                // again, and an id prefix can name another container by then (a decoy named
+                // like a prefix of a listed container's id, removed meanwhile). Each container
+                // the reference could name is judged.
+                let mut others = Vec::new();
+                if self.options.plugin.is_some() && could_be_id_prefix(&reference) {
+                    let listed = engine.list(&state.scope).await?;
+                    others.extend(
+                        listed
+                            .into_iter()
+                            .filter(|c| c.id.starts_with(&reference) && c.id != target.id)
+                            .map(listed_as_observed),
+                    );
+                }
+                if engine.defaults.kind == EngineKind::Podman {
+                    others.extend(
+                        self.podman_reach(engine, state, request, &target.id)
+                            .await?,
+                    );
+                }
+                reached.affected.push(target);
+                reached.affected.extend(others);
+            }
+            Request::RemoveWithUsers { resource, name, .. } => {
+                let (filter, canonical) = match resource {
+                    Resource::Volume => ("volume", engine.volume_name(name).await?),
+                    Resource::Network => ("network", engine.network_id(name).await?),
+                    Resource::Image => {
+                        let users = self.image_users(engine, state, &[name.clone()]).await?;
+                        reached.affected = users.into_iter().map(listed_as_observed).collect();
+                        return Ok(reached);
+                    }
+                };
+                // What the name resolves to is what is judged, and sent on.
+                if let Some(canonical) = canonical {
+                    let users = engine
+                        .list_where(&state.scope, Some((filter, &canonical)))
+                        .await?;
+                    reached.affected = users.into_iter().map(listed_as_observed).collect();
+                    reached.resolved = Some(canonical);
+                }
+            }
+            Request::Create(Some(create)) => {
+                // The engine gives a container its image's labels too.
+                if let Some(image) = engine.image(&create.image).await.ok().flatten() {
+                    for (key, value) in request::string_map(&image.config["Labels"]) {
+                        create.labels.entry(key).or_insert(value);
+                    }
+                }
+                if let Some(shared) = &create.shares_processes_of {
+                    if let Some(json) = engine.inspect(shared).await? {
+                        reached.affected.push(target_of(&json));
+                    }
+                }
+            }
+            _ => {
+                let users = self.users(engine, state, request).await?;
+                reached.affected = users;
+            }
+        }
+        Ok(reached)
+    }
+
+    /// What Podman does to other containers along with `id`: removing a pod's infra container
+    /// removes the pod; starting a container starts what it depends on first.
+    async fn podman_reach(
+        &self,
+        engine: &Engine,
+        state: &State,
+        request: &Request,
+        id: &str,
+    ) -> Result<Vec<Observed>> {
+        let mut reached = Vec::new();
+        match request {
+            Request::Change {
+                operation: route::Operation::Remove,
+                ..
+            } => {
+                let inspect = engine.podman_inspect(id).await?.unwrap_or_default();
+                let pod = inspect["Pod"].as_str().filter(|p| !p.is_empty());
+                if let (Some(true), Some(pod)) = (inspect["IsInfra"].as_bool(), pod) {
+                    let pod = Request::Pod {
+                        operation: route::PodOperation::Change(route::Operation::Remove),
+                        pod: pod.to_string(),
+                    };
+                    reached.extend(self.users(engine, state, &pod).await?);
+                }
+            }
+            Request::Run { .. } => {
+                let mut seen = std::collections::BTreeSet::from([id.to_string()]);
+                let mut next = vec![id.to_string()];
+                while let Some(one) = next.pop() {
+                    let inspect = engine.podman_inspect(&one).await?.unwrap_or_default();
+                    let needs = inspect["Dependencies"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
+                    for dependency in needs.iter().filter_map(|d| d.as_str()) {
+                        if !seen.insert(dependency.to_string()) {
+                            continue;
+                        }
+                        if let Some(json) = engine.inspect(dependency).await? {
+                            let found = target_of(&json);
+                            next.push(found.id.clone());
+                            reached.push(found);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(reached)
+    }
+
     /// The containers a request reaches without naming them: the users of an image, volume or
     /// network it removes (Podman removes them with it), a pod's containers.
     async fn users(
@@ -388,14 +489,6 @@ impl Guard {
     ) -> Result<Vec<Observed>> {
         let scope = &state.scope;
         let listed = match request {
-            Request::RemoveWithUsers { resource, name } => match resource {
-                Resource::Image => {
-                    self.image_users(engine, state, std::slice::from_ref(name))
-                        .await?
-                }
-                Resource::Volume => engine.list_where(scope, Some(("volume", name))).await?,
-                Resource::Network => engine.list_where(scope, Some(("network", name))).await?,
-            },
             Request::RemoveImages { all: true, .. } => engine.list(scope).await?,
             Request::RemoveImages { images, .. } => self.image_users(engine, state, images).await?,
             Request::Pod { pod, .. } => {
@@ -461,10 +554,24 @@ impl Guard {
                 .find(|o| o.id == created.id)
                 .cloned()
                 .unwrap_or(created);
-            Ok((
-                policy::admit(&state, claims, &created, &observed),
-                Some(engine),
-            ))
+            let mut verdict = policy::admit(&state, claims, &created, &observed);
+            // In the process namespace of a protected container, whatever the request said.
+            let pid_mode = json["HostConfig"]["PidMode"].as_str().unwrap_or_default();
+            if let (Verdict::Allow, Some(shared)) = (&verdict, pid_mode.strip_prefix("container:"))
+            {
+                if let Some(json) = engine.inspect(shared).await? {
+                    let mut shared = target_of(&json);
+                    shared.managed = claims.owner(shared.labels.keys().map(String::as_str));
+                    let mut names = names.clone();
+                    names.insert(shared.name.clone());
+                    let observed =
+                        observe::host(engine, &state.scope, claims, Capture::Named(&names)).await?;
+                    let plan = || crate::plan::plan(&state, &observed);
+                    let name = Some(created.name.as_str());
+                    verdict = policy::shares_processes(&state, name, &[shared], &plan);
+                }
+            }
+            Ok((verdict, Some(engine)))
         };
         let (verdict, engine) = match measured.await {
             Ok(found) => found,

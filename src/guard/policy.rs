@@ -92,7 +92,10 @@ pub fn names_to_observe(
         }
     };
     match request {
-        Request::Create(Some(c)) => c.name.iter().for_each(|n| consider(n)),
+        Request::Create(Some(c)) => {
+            c.name.iter().for_each(|n| consider(n));
+            affected.iter().for_each(|o| consider(&o.name));
+        }
         Request::Change { to, .. } => {
             affected.iter().for_each(|o| consider(&o.name));
             to.iter().for_each(|n| consider(n));
@@ -139,7 +142,10 @@ pub fn decide(state: &State, request: &Request, seen: &Seen<'_>) -> Verdict {
              body (it passes none of 1 MiB or more, nor any that is not JSON)"
                 .into(),
         ),
-        Request::Create(Some(create)) => created(state, seen.claims, create, &plan),
+        Request::Create(Some(create)) => match created(state, seen.claims, create, &plan) {
+            Verdict::Allow => shares_processes(state, create.name.as_deref(), seen.affected, &plan),
+            refused => refused,
+        },
         Request::PodCreate { infra: None } => Verdict::Allow,
         Request::PodCreate { infra: Some(infra) } => {
             match created(state, seen.claims, infra, &plan) {
@@ -186,9 +192,13 @@ pub fn decide(state: &State, request: &Request, seen: &Seen<'_>) -> Verdict {
                 .find(|v| *v != Verdict::Allow)
                 .unwrap_or(Verdict::Allow)
         }
-        Request::RemoveWithUsers { resource, name } => {
+        Request::RemoveWithUsers {
+            resource,
+            name,
+            effect,
+        } => {
             let what = format!("to remove {} {name}", resource_word(*resource));
-            each_changed(state, &plan(), Operation::Remove, seen.affected, &what)
+            each_changed(state, &plan(), *effect, seen.affected, &what)
         }
         Request::RemoveImages { images, all } => {
             let what = match all {
@@ -290,6 +300,23 @@ fn connects_as_recorded(state: &State, target: &Observed, network: &str) -> bool
     recorded && target.status == crate::plan::Status::Created
 }
 
+/// A container that joins the process namespace of a protected one can kill its processes:
+/// allowed only for a container of the list's own (whose record says so, and which `admit`
+/// compares with it).
+pub fn shares_processes(
+    state: &State,
+    name: Option<&str>,
+    shared: &[Observed],
+    plan: &dyn Fn() -> Plan,
+) -> Verdict {
+    if shared.is_empty() || name.is_some_and(|n| holder(state, n).is_some()) {
+        return Verdict::Allow;
+    }
+    let plan = plan();
+    let what = "to create a container in its process namespace";
+    each_changed(state, &plan, Operation::Kill, shared, what)
+}
+
 /// Whether `target` may be made to run: only as `enforce` would run it. An extra never; an
 /// allowed container only in its recorded configuration.
 fn runs(state: &State, plan: &Plan, run: Run, target: &Observed, what: Option<&str>) -> Verdict {
@@ -344,6 +371,7 @@ fn renamed(state: &State, claims: Claims, plan: &Plan, target: &Observed, to: &s
         name: Some(to.to_string()),
         image: target.image.clone(),
         labels: target.labels.clone(),
+        shares_processes_of: None,
     };
     if let Verdict::Refuse(r) = created(state, claims, &as_created, &|| plan.clone()) {
         return Verdict::Refuse(r);
@@ -373,6 +401,7 @@ pub fn admit(
         name: Some(created_as.name.clone()),
         image: created_as.image.clone(),
         labels: created_as.labels.clone(),
+        shares_processes_of: None,
     };
     if let Verdict::Refuse(r) = created(state, claims, &create, &|| plan::plan(state, observed)) {
         return Verdict::Refuse(r);

@@ -74,7 +74,13 @@ fn stopped(mut o: Observed) -> Observed {
 /// names is found in `host` by name or id prefix.
 fn verdict(state: &State, host: &[Observed], method: &str, uri: &str, body: &str) -> Verdict {
     let request = parse(method, uri, body);
-    let affected: Vec<Observed> = match request.container() {
+    let named = match &request {
+        Request::Change { container, .. } | Request::Run { container, .. } => {
+            Some(container.as_str())
+        }
+        _ => None,
+    };
+    let affected: Vec<Observed> = match named {
         Some(container) => host
             .iter()
             .find(|o| o.name == container || o.id.starts_with(container))
@@ -562,6 +568,7 @@ fn what_removes_or_stops_containers_indirectly_is_judged_by_each_of_them() {
     let removal = Request::RemoveWithUsers {
         resource: crate::guard::route::Resource::Image,
         name: "img:1".into(),
+        effect: Operation::Remove,
     };
     let v = judge(&state, &removal, &[extra.clone(), web.clone()], &host);
     assert!(

@@ -145,7 +145,7 @@ async fn client(stream: UnixStream, peer: Peer, shared: Arc<Shared>) {
     let service = hyper::service::service_fn(move |request| {
         let (shared, engine) = (Arc::clone(&shared), Arc::clone(&engine));
         async move {
-            let response = handle(request, peer, &shared, &engine).await;
+            let response = handle(request, peer, shared, engine).await;
             Ok::<_, Infallible>(response)
         }
     });
@@ -162,9 +162,10 @@ async fn client(stream: UnixStream, peer: Peer, shared: Arc<Shared>) {
 async fn handle(
     request: Request<Incoming>,
     peer: Peer,
-    shared: &Shared,
-    engine: &Mutex<Option<SendRequest<Body>>>,
+    shared: Arc<Shared>,
+    engine: Arc<Mutex<Option<SendRequest<Body>>>>,
 ) -> Response<Body> {
+    let (shared, engine) = (&shared, &engine);
     let method = request.method().as_str().to_string();
     // The target as sent: a path, or an absolute form the engine would route by its path.
     let target = request.uri().to_string();
@@ -220,10 +221,7 @@ async fn handle(
         Answer::AsIs => None,
         Answer::Pass(pass) => Some(pass),
         Answer::Refuse(Refusal { message, .. }) => return answer(StatusCode::FORBIDDEN, &message),
-        Answer::Missing(reference) => {
-            let message = format!("No such container: {reference}");
-            return answer(StatusCode::NOT_FOUND, &message);
-        }
+        Answer::Missing(reference) => return missing(&reference, dialect),
     };
     let mut body = body;
     let mut admit = false;
@@ -244,28 +242,40 @@ async fn handle(
         }
         admit = pass.admit;
     }
-    let response = forward(
-        Request::from_parts(parts, body),
-        &method,
-        &target,
-        shared,
-        engine,
-    )
-    .await;
-    drop(held);
-    if !admit || response.status() != StatusCode::CREATED {
+    let request = Request::from_parts(parts, body);
+    if !admit {
+        let response = forward(request, &method, &target, shared, engine).await;
+        drop(held);
         return response;
     }
-    let received = Received {
-        method: &method,
-        uri: &target,
-        content_types: &types,
-        has_body,
-        body: read.as_deref(),
-        peer,
-        user: None,
-    };
-    admitted(response, &shared.guard, &received).await
+    // A create and the measure of what it made run to their end on a task of their own: a
+    // client that hangs up once the request is sent must not leave the container unmeasured.
+    let (shared, engine) = (Arc::clone(shared), Arc::clone(engine));
+    let created = tokio::task::spawn_local(async move {
+        let response = forward(request, &method, &target, &shared, &engine).await;
+        drop(held);
+        if response.status() != StatusCode::CREATED {
+            return response;
+        }
+        let types: Vec<&str> = content_types.iter().map(String::as_str).collect();
+        let received = Received {
+            method: &method,
+            uri: &target,
+            content_types: &types,
+            has_body,
+            body: read.as_deref(),
+            peer,
+            user: None,
+        };
+        admitted(response, &shared.guard, &received).await
+    });
+    match created.await {
+        Ok(response) => response,
+        Err(e) => answer(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("guestlist guard: the create's check ended early: {e}"),
+        ),
+    }
 }
 
 /// A create's answer, once the guard measured the container it made: the engine's answer as it
@@ -474,6 +484,29 @@ async fn splice(client: hyper::upgrade::OnUpgrade, engine: hyper::upgrade::OnUpg
 
 fn full(bytes: Bytes) -> Body {
     Full::new(bytes).map_err(|never| match never {}).boxed()
+}
+
+/// The engine's own answer for a container that does not exist, in its words: the docker CLI
+/// and podman-remote tell it from other errors by them (`rm -f` of a missing container is
+/// not a failure).
+fn missing(reference: &str, dialect: super::target::Dialect) -> Response<Body> {
+    let body = match dialect {
+        super::target::Dialect::Docker => {
+            serde_json::json!({ "message": format!("No such container: {reference}") })
+        }
+        super::target::Dialect::Podman => serde_json::json!({
+            "cause": "no such container",
+            "message": format!("no container with name or ID \"{reference}\" found: no such container"),
+            "response": 404,
+        }),
+    };
+    let mut response = Response::new(full(Bytes::from(body.to_string())));
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 /// An error as the engine gives one: `{"message": ...}`, which the docker CLI prints as it is.

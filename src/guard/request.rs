@@ -35,6 +35,9 @@ pub struct Create {
     pub image: String,
     /// The labels the body sets (the image's own come on top, at the engine).
     pub labels: HashMap<String, String>,
+    /// The container whose process namespace it would join (`--pid container:X`), from which
+    /// it could kill X's processes.
+    pub shares_processes_of: Option<String>,
 }
 
 /// What a request does, as far as the list is concerned.
@@ -58,8 +61,12 @@ pub enum Request {
     Run { run: Run, container: String },
     /// Removes every stopped container (or Podman's stopped pods, which hold containers).
     Prune,
-    /// Removes an image, volume or network and, on Podman, the containers that use it.
-    RemoveWithUsers { resource: Resource, name: String },
+    /// Removes an image, volume or network, doing `effect` to the containers that use it.
+    RemoveWithUsers {
+        resource: Resource,
+        name: String,
+        effect: Operation,
+    },
     /// Podman's batch image removal: these images, or all of them.
     RemoveImages { images: Vec<String>, all: bool },
     /// An operation on each container of a Podman pod.
@@ -81,8 +88,9 @@ pub struct Forward {
     /// The request target to send: origin form, the path as read.
     pub target: String,
     dialect: Dialect,
-    /// The container reference in `target`, to be replaced by the id the guard resolved.
-    subject_at: Option<std::ops::Range<usize>>,
+    /// The reference in `target` (a container, volume or network), as it is sent when the
+    /// guard resolved nothing in its place.
+    subject: Option<String>,
     /// A network connect's body, to be sent with the resolved id in `Container`.
     network_body: Option<Object>,
 }
@@ -113,14 +121,6 @@ impl Request {
             Request::Pod { .. } => "pod",
             Request::Plugin { .. } => "plugin",
             Request::Refused(_) => "unreadable",
-        }
-    }
-
-    /// The container reference the request is about, to be resolved through the engine.
-    pub fn container(&self) -> Option<&str> {
-        match self {
-            Request::Change { container, .. } | Request::Run { container, .. } => Some(container),
-            _ => None,
         }
     }
 }
@@ -174,7 +174,7 @@ pub fn read(incoming: Incoming<'_>, dialect: Dialect) -> Read {
             false => format!("{}?{}", forwarded_path(&target.path, dialect), target.query),
         },
         dialect,
-        subject_at: None,
+        subject: None,
         network_body: None,
     };
     let mut read = Read {
@@ -187,7 +187,6 @@ pub fn read(incoming: Incoming<'_>, dialect: Dialect) -> Read {
     }
     let judged = Judged {
         incoming,
-        dialect,
         routed: &routed,
         query: &target.query,
     };
@@ -196,11 +195,25 @@ pub fn read(incoming: Incoming<'_>, dialect: Dialect) -> Read {
         Err(why) => Request::Refused(why),
     };
     if let Some(forward) = read.forward.as_mut() {
-        let named_by_path = matches!(routed.endpoint, Endpoint::Change(_) | Endpoint::Run(_));
-        if named_by_path && read.request.container().is_some() {
-            forward.subject_at = routed.subject_at.clone();
-            // The container sits in the path as routed; the forwarded path is escaped again.
-            forward.target = rebuilt(&target, dialect, routed.subject_at.clone());
+        // The proxy sends the path on with what the guard resolved in place of the reference:
+        // a container the path names (not a link alias's parent, judged for a link's removal),
+        // a volume or network that takes its users along.
+        let resolved_in_path = match (&read.request, routed.endpoint) {
+            (Request::Change { container, .. } | Request::Run { container, .. }, _) => {
+                routed.subject.as_ref() == Some(container)
+            }
+            (
+                Request::RemoveWithUsers { .. },
+                Endpoint::RemoveWithUsers(Resource::Volume | Resource::Network, _),
+            ) => true,
+            _ => false,
+        };
+        if let (true, Some(at)) = (resolved_in_path, routed.subject_at.clone()) {
+            forward.subject = Some(match dialect {
+                Dialect::Docker => target::escape_segment(&target.path[at.clone()]),
+                Dialect::Podman => target.path[at.clone()].to_string(),
+            });
+            forward.target = rebuilt(&target, dialect, Some(at));
         }
         if let (Endpoint::Network(_), Some(Ok(Json::Object(o)))) =
             (routed.endpoint, incoming.body.map(body::parse))
@@ -244,9 +257,10 @@ impl Forward {
     /// The target to send, with `id` (the container the guard resolved and judged) in place of
     /// the reference the client gave, so that the engine acts on exactly that container.
     pub fn target_with(&self, id: Option<&str>) -> String {
-        match id {
-            Some(id) => self.target.replace(SUBJECT, &target::escape_segment(id)),
-            None => self.target.clone(),
+        match (id, &self.subject) {
+            (Some(id), Some(_)) => self.target.replace(SUBJECT, &target::escape_segment(id)),
+            (None, Some(original)) => self.target.replace(SUBJECT, original),
+            (_, None) => self.target.clone(),
         }
     }
 
@@ -268,7 +282,6 @@ impl Forward {
 /// A routed request that changes something, being read.
 struct Judged<'a> {
     incoming: Incoming<'a>,
-    dialect: Dialect,
     routed: &'a route::Routed,
     query: &'a str,
 }
@@ -372,9 +385,10 @@ impl Judged<'_> {
                 }
             }
             Endpoint::Prune => Request::Prune,
-            Endpoint::RemoveWithUsers(resource) => Request::RemoveWithUsers {
+            Endpoint::RemoveWithUsers(resource, effect) => Request::RemoveWithUsers {
                 resource,
                 name: subject(),
+                effect,
             },
             Endpoint::RemoveImages => {
                 let images = query.all("images");
@@ -405,6 +419,7 @@ impl Judged<'_> {
                         name,
                         image: String::new(),
                         labels,
+                        shares_processes_of: None,
                     }),
                 }
             }
@@ -514,12 +529,8 @@ impl Judged<'_> {
                          it as host configuration"
                     ));
                 }
-                let mut name = query.single("name")?;
-                // Podman takes the body's name when the query gives none.
-                if self.dialect == Dialect::Podman && name.as_deref().is_none_or(str::is_empty) {
-                    name = text("Name")?;
-                }
-                (name, text("Image")?)
+                // Podman sets the body's `Name` to the query's, whatever either says.
+                (query.single("name")?, text("Image")?)
             }
             true => {
                 let rootfs = text("rootfs")?.filter(|r| !r.is_empty());
@@ -541,8 +552,31 @@ impl Judged<'_> {
             name,
             image: image.unwrap_or_default(),
             labels,
+            shares_processes_of: shared_processes(&body, self.routed.libpod),
         })
     }
+}
+
+/// The container whose process namespace a create joins: `HostConfig.PidMode`
+/// `container:X`, or Podman's `pidns` `{"nsmode": "container", "value": X}`.
+fn shared_processes(body: &Object, libpod: bool) -> Option<String> {
+    let joined = match libpod {
+        false => {
+            let host = body.field("HostConfig")?.as_object_ref()?;
+            host.field("PidMode")?
+                .as_str()?
+                .strip_prefix("container:")?
+                .to_string()
+        }
+        true => {
+            let pidns = body.field("pidns")?.as_object_ref()?;
+            match pidns.field("nsmode")?.as_str()? {
+                "container" => pidns.field("value")?.as_str()?.to_string(),
+                _ => return None,
+            }
+        }
+    };
+    Some(joined).filter(|j| !j.is_empty())
 }
 
 /// Whether the API version `version` is older than `floor`, compared as dockerd's

@@ -233,18 +233,19 @@ fn a_create_is_read_from_query_and_body_as_the_engine_reads_them() {
             name: Some("web".into()),
             image: "busybox:1".into(),
             labels: HashMap::from([("team".into(), "web".into())]),
+            shares_processes_of: None,
         }))
     );
     let folded = r#"{"IMAGE":"busybox:1","labels":{"team":"web"}}"#;
     assert_eq!(
         docker("POST", "/containers/create?name=%2Fweb", Some(folded)),
         docker("POST", "/containers/create?name=web", Some(body))
-            .clone()
-            .map_create(|c| Create {
-                labels: c.labels,
-                ..c
-            })
     );
+    let joined = r#"{"Image":"i","hostconfig":{"PidMode":"container:web"}}"#;
+    match docker("POST", "/containers/create", Some(joined)) {
+        Request::Create(Some(c)) => assert_eq!(c.shares_processes_of.as_deref(), Some("web")),
+        other => panic!("{other:?}"),
+    }
     assert_eq!(
         docker("POST", "/containers/create", Some("{}")),
         Request::Create(Some(Create::default()))
@@ -275,15 +276,16 @@ fn a_create_is_read_from_query_and_body_as_the_engine_reads_them() {
 }
 
 #[test]
-fn podman_names_a_create_from_its_body_when_the_query_does_not() {
+fn podman_names_a_compatible_create_by_its_query_and_its_own_by_the_body() {
     let body = r#"{"Name":"web","Image":"i"}"#;
     let named = |r: Request| match r {
         Request::Create(Some(c)) => c.name,
         other => panic!("{other:?}"),
     };
+    // Podman sets the body's name to the query's, even when the query has none.
     assert_eq!(
         named(podman("POST", "/containers/create", Some(body))),
-        Some("web".into())
+        None
     );
     assert_eq!(
         named(podman("POST", "/containers/create?name=q", Some(body))),
@@ -351,7 +353,24 @@ fn the_proxy_forwards_the_path_it_read_with_the_container_it_resolved() {
     );
     assert_eq!(
         read.forward.unwrap().target_with(None),
-        "/v1.41/containers/{container}/start"
+        "/v1.41/containers/a%20b/start"
+    );
+    // A link's removal names its parent for judging, and is sent as it came.
+    let read = super::read(
+        incoming("DELETE", "/containers/web/db?link=1", None),
+        Dialect::Docker,
+    );
+    assert_eq!(
+        read.forward.unwrap().target_with(Some("f00")),
+        "/containers/web/db?link=1"
+    );
+    let read = super::read(
+        incoming("DELETE", "/v4.3.1/libpod/volumes/da%74a?force=true", None),
+        Dialect::Podman,
+    );
+    assert_eq!(
+        read.forward.unwrap().target_with(Some("data1")),
+        "/v4.3.1/libpod/volumes/data1?force=true"
     );
     let read = super::read(
         incoming("POST", "/v4.3.1/libpod/containers/we%62/stop", None),
@@ -377,7 +396,8 @@ fn podman_endpoints_that_remove_or_create_containers_are_read() {
         podman("DELETE", "/v4.3.1/libpod/images/busybox?force=true", None),
         Request::RemoveWithUsers {
             resource: Resource::Image,
-            name: "busybox".into()
+            name: "busybox".into(),
+            effect: Operation::Remove,
         }
     );
     assert_eq!(
@@ -451,13 +471,4 @@ fn only_bodies_that_decide_are_wanted() {
     ));
     assert!(!wants_body("POST", "/build", Dialect::Docker));
     assert!(!wants_body("POST", "/containers%2Fcreate", Dialect::Podman));
-}
-
-impl Request {
-    fn map_create(self, f: impl Fn(Create) -> Create) -> Request {
-        match self {
-            Request::Create(Some(c)) => Request::Create(Some(f(c))),
-            other => other,
-        }
-    }
 }

@@ -79,9 +79,10 @@ pub enum Endpoint {
     /// Connects (`true`) or disconnects the container the body names (`Container`) to the
     /// network the path names.
     Network(bool),
-    /// Removes the image, volume or network the path names, and on Podman with `force` every
-    /// container that uses it.
-    RemoveWithUsers(Resource),
+    /// Removes the image, volume or network the path names, doing the operation to every
+    /// container that uses it (Podman removes them with `force`; dockerd takes a network from
+    /// the stopped containers attached to it, which then cannot start).
+    RemoveWithUsers(Resource, Operation),
     /// Podman's batch image removal (`DELETE /libpod/images/remove`).
     RemoveImages,
     /// A Podman pod operation: the same on each of its containers.
@@ -317,18 +318,23 @@ const ROUTES: &[Route] = &[
     route("POST", "/networks/{}/disconnect", Compat, E::Network(false)),
     route("POST", "/networks/{}/disconnect", Libpod, E::Network(false)),
     route("POST", "/networks/{_}/update", Libpod, E::Harmless),
-    route("DELETE", "/networks/{}", Docker, E::Harmless),
+    route(
+        "DELETE",
+        "/networks/{}",
+        Docker,
+        E::RemoveWithUsers(Resource::Network, Operation::Disconnect),
+    ),
     route(
         "DELETE",
         "/networks/{}",
         PodmanCompat,
-        E::RemoveWithUsers(Resource::Network),
+        E::RemoveWithUsers(Resource::Network, Operation::Remove),
     ),
     route(
         "DELETE",
         "/networks/{}",
         Libpod,
-        E::RemoveWithUsers(Resource::Network),
+        E::RemoveWithUsers(Resource::Network, Operation::Remove),
     ),
     // Images: dockerd never removes a container for an image; Podman does with `force`.
     route("POST", "/images/create", Compat, E::Harmless),
@@ -341,14 +347,14 @@ const ROUTES: &[Route] = &[
         "DELETE",
         "/images/{*}",
         PodmanCompat,
-        E::RemoveWithUsers(Resource::Image),
+        E::RemoveWithUsers(Resource::Image, Operation::Remove),
     ),
     route("DELETE", "/images/remove", Libpod, E::RemoveImages),
     route(
         "DELETE",
         "/images/{*}",
         Libpod,
-        E::RemoveWithUsers(Resource::Image),
+        E::RemoveWithUsers(Resource::Image, Operation::Remove),
     ),
     route("POST", "/images/pull", Libpod, E::Harmless),
     route("POST", "/images/import", Libpod, E::Harmless),
@@ -376,7 +382,7 @@ const ROUTES: &[Route] = &[
         "DELETE",
         "/volumes/{}",
         Libpod,
-        E::RemoveWithUsers(Resource::Volume),
+        E::RemoveWithUsers(Resource::Volume, Operation::Remove),
     ),
     // Swarm: its services are its own; joining one is what grants that.
     route("POST", "/swarm/init", Compat, E::SwarmJoin),
@@ -698,7 +704,10 @@ mod tests {
             "/v4.3.1/libpod/images/docker.io%2Flibrary%2Fbusybox",
         )
         .unwrap();
-        assert_eq!(r.endpoint, E::RemoveWithUsers(Resource::Image));
+        assert_eq!(
+            r.endpoint,
+            E::RemoveWithUsers(Resource::Image, Operation::Remove)
+        );
         assert_eq!(r.subject.as_deref(), Some("docker.io/library/busybox"));
         assert_eq!(
             podman("POST", "/containers/we%zz/stop"),
@@ -729,7 +738,7 @@ mod tests {
         );
         assert_eq!(
             podman("DELETE", "/images/busybox").unwrap().endpoint,
-            E::RemoveWithUsers(Resource::Image)
+            E::RemoveWithUsers(Resource::Image, Operation::Remove)
         );
         assert_eq!(
             docker("DELETE", "/libpod/images/busybox"),

@@ -5,6 +5,7 @@
 pub mod engine;
 pub mod image;
 pub mod proxy;
+pub mod raw;
 pub mod receiver;
 pub mod watch;
 
