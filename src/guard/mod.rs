@@ -393,7 +393,9 @@ impl Guard {
                     Resource::Volume => ("volume", engine.volume_name(name).await?),
                     Resource::Network => ("network", engine.network_id(name).await?),
                     Resource::Image => {
-                        let users = self.image_users(engine, state, &[name.clone()]).await?;
+                        let users = self
+                            .image_users(engine, state, std::slice::from_ref(name))
+                            .await?;
                         reached.affected = users.into_iter().map(listed_as_observed).collect();
                         return Ok(reached);
                     }
