@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::util::raw::{self, Answer};
-use crate::util::{docker_output, image, Sandbox, LABEL};
+use crate::util::{docker_output, Sandbox, LABEL};
 
 /// How one body fared.
 #[derive(Debug)]
@@ -32,8 +32,7 @@ pub const OK: &str = "guestlist.test.ok";
 
 /// Bodies for a create in `sb`'s scope: each would make an extra but for what the guard might
 /// misread, or is allowed (`OK`) unless misread. At least 50.
-pub fn corpus(sb: &Sandbox) -> Vec<(String, Vec<u8>)> {
-    let image = image::test_image();
+pub fn corpus(sb: &Sandbox, image: &str) -> Vec<(String, Vec<u8>)> {
     let scope = format!(r#""{LABEL}":"{}""#, sb.prefix);
     let extra = format!("{{{scope}}}");
     let allowed = format!(r#"{{{scope},"{OK}":"yes"}}"#);
@@ -259,18 +258,25 @@ pub fn is_extra(sb: &Sandbox, c: &Created) -> bool {
     label(LABEL) == Some(&sb.prefix) && label(OK) != Some("yes")
 }
 
-/// Send each body of the corpus to the engine (at `engine_socket`, `engine` for the CLI) and
-/// through `guarded` (a socket in front of the same engine), and check every outcome.
-pub fn check_corpus(sb: &Sandbox, engine_socket: &Path, engine: &str, guarded: &Path) {
-    let corpus = corpus(sb);
+/// An engine's socket (for raw requests) and URL (for the CLI).
+pub struct Endpoint<'a> {
+    pub socket: &'a Path,
+    pub url: &'a str,
+}
+
+/// Send each body of the corpus (creates of `image`) to `oracle` (an engine without the guard) and through
+/// `guarded` (the guard in front of an engine of the same version, whose URL is `behind`), and
+/// check every outcome.
+pub fn check_corpus(sb: &Sandbox, image: &str, oracle: Endpoint<'_>, guarded: &Path, behind: &str) {
+    let corpus = corpus(sb, image);
     assert!(corpus.len() >= 50, "{} bodies", corpus.len());
     let mut outcomes = Vec::new();
     for (i, (what, body)) in corpus.into_iter().enumerate() {
-        let truth = truth(engine_socket, engine, &sb.name(&format!("t{i}")), &body);
+        let truth = truth(oracle.socket, oracle.url, &sb.name(&format!("t{i}")), &body);
         let name = sb.name(&format!("g{i}"));
         let through_guard = raw::create(guarded, &name, &body);
-        let made = created(engine, &name);
-        remove(engine, &name);
+        let made = created(behind, &name);
+        remove(behind, &name);
         let outcome = Outcome {
             what,
             truth,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::bodies;
 use crate::guard::{proxy, refused, succeeds, through};
+use crate::util::engine::{Binaries, OwnEngine};
 use crate::util::raw::{self, Answer};
 use crate::util::{self, docker, docker_output, engine_socket, image, Sandbox, LABEL};
 
@@ -187,12 +188,13 @@ fn create_bodies_are_read_as_the_engine_reads_them_or_refused() {
     sb.run("web", &[], &["sleep", "600"]);
     sb.snapshot(&["--allow", &rule, "--allow", &image_rule]);
     let (_guard, url) = proxy(&sb, &[]);
-    bodies::check_corpus(
-        &sb,
-        Path::new(&engine_socket()),
-        &engine(),
-        &socket_of(&url),
-    );
+    let (socket, url_of_engine) = (engine_socket(), engine());
+    let oracle = bodies::Endpoint {
+        socket: Path::new(&socket),
+        url: &url_of_engine,
+    };
+    let image = image::test_image();
+    bodies::check_corpus(&sb, &image, oracle, &socket_of(&url), &url_of_engine);
 }
 
 #[test]
@@ -748,4 +750,160 @@ fn what_a_start_or_a_create_reaches_besides_its_container_is_judged() {
         "{answer:?}"
     );
     assert_eq!(sb.inspect("extra")["State"]["Running"], false);
+}
+
+/// The same classes through the authorization plugin, on an engine of the test's own; the
+/// oracle for bodies is a second engine of the same version without it.
+#[test]
+fn plugin_holds_against_each_class() {
+    let sb = Sandbox::new();
+    let engine = OwnEngine::start();
+    let oracle = OwnEngine::start();
+    let tag = format!("{}-img:1", sb.prefix);
+    engine.import_image(&tag);
+    oracle.import_image(&tag);
+    let label = format!("{LABEL}={}", sb.prefix);
+    let (web, db) = (sb.name("web"), sb.name("db"));
+    for name in [&web, &db] {
+        engine.docker(&[
+            "run", "-d", "--name", name, "--label", &label, &tag, "sleep", "600",
+        ]);
+    }
+    let extra = sb.name("extra");
+    engine.docker(&[
+        "create", "--name", &extra, "--label", &label, &tag, "sleep", "600",
+    ]);
+    let scope = sb.scope();
+    let rule = format!("label={}=yes", bodies::OK);
+    let snapshot = [
+        "--host",
+        &engine.url(),
+        "snapshot",
+        "--scope",
+        &scope,
+        "--allow",
+        &rule,
+    ];
+    sb.expect(&snapshot, 0);
+    engine.docker(&["rm", "-f", &db]);
+    let name = format!("{}-guard", sb.prefix);
+    let plugin_socket = sb.dir().join("plugin.sock");
+    let plugin_arg = plugin_socket.display().to_string();
+    let plugin = crate::guard::guard(
+        &sb,
+        Some(&engine.url()),
+        &["--plugin", &name, "--socket", &plugin_arg],
+    );
+    let _spec = crate::guard::Spec::write(&name, &plugin_socket);
+    let config = format!(r#"{{"authorization-plugins": ["{name}"]}}"#);
+    let engine = OwnEngine::take_over(engine, Binaries::Host, &config);
+    engine.docker(&["start", &web]);
+    let id = engine.docker(&["inspect", "-f", "{{.Id}}", &web]);
+    let socket = engine.socket();
+    let running = |after: &str| {
+        let state = engine.docker(&["inspect", "-f", "{{.Id}} {{.State.Running}}", &web]);
+        assert_eq!(state, format!("{id} true"), "after {after}");
+    };
+    // Targets as dockerd hands them to the plugin: raw, escaped, absolute.
+    for (method, target) in [
+        ("DELETE", format!("/containers%2F{web}?force=1")),
+        ("POST", format!("/containers/{web}%2Fstop")),
+        ("DELETE", format!("http://d/v1.41/containers/{web}?force=1")),
+        ("POST", format!("/v1.41/containers/{}%2Fkill", &id[..12])),
+        ("POST", format!("/containers/{web}/frobnicate")),
+        ("POST", format!("/v1.23/containers/{web}/stop")),
+    ] {
+        let answer = raw::request(&socket, method, &target, &[], None);
+        not_through(&answer, &target);
+        running(&target);
+    }
+    let body = format!(
+        r#"{{"Image":"{tag}","Labels":{{"{LABEL}":"{}"}}}}"#,
+        sb.prefix
+    );
+    let json = [("Content-Type", "application/json")];
+    for target in [
+        format!("/containers%2Fcreate?name={extra}-2"),
+        format!("http://d/containers/create?name={extra}-2"),
+        format!("/containers/create?name={extra}-2&x=/auth"),
+    ] {
+        let answer = raw::request(&socket, "POST", &target, &json, Some(body.as_bytes()));
+        not_through(&answer, &target);
+        assert!(!engine
+            .docker_output(&["inspect", &format!("{extra}-2")])
+            .status
+            .success());
+    }
+    // An extra left from before is never started.
+    refused(
+        engine.docker_output(&["start", &extra]),
+        "it is not on this host's list",
+        "start",
+    );
+    // db's name takes only db's record: measured after the engine made it, and removed again.
+    let other = engine.docker_output(&[
+        "run", "-d", "--name", &db, "--label", &label, "-e", "OTHER=1", &tag, "sleep", "600",
+    ]);
+    refused(
+        other,
+        "differs from the record",
+        "run db with another configuration",
+    );
+    assert!(!engine.docker_output(&["inspect", &db]).status.success());
+    engine.docker(&[
+        "run", "-d", "--name", &db, "--label", &label, &tag, "sleep", "600",
+    ]);
+    // A decoy named like a prefix of web's id: the plugin cannot send the resolved id on, so
+    // it refuses a reference that could name web.
+    let decoy = &id[..10];
+    let create_decoy = || {
+        engine.docker(&["create", "--name", decoy, &tag, "sleep", "600"]);
+        // By name: the decoy's own id, while it exists.
+        engine.docker(&["inspect", "-f", "{{.Id}}", decoy])
+    };
+    let mut decoy_id = create_decoy();
+    for _ in 0..20 {
+        let direct = {
+            let (socket, decoy_id) = (socket.clone(), decoy_id.clone());
+            std::thread::spawn(move || {
+                let target = format!("/containers/{decoy_id}?force=1");
+                raw::request(&socket, "DELETE", &target, &[], None)
+            })
+        };
+        let target = format!("/containers/{decoy}?force=1");
+        let answer = raw::request(&socket, "DELETE", &target, &[], None);
+        let _ = direct.join();
+        running(&format!("DELETE {target} ({answer:?})"));
+        if !engine
+            .docker_output(&["inspect", &decoy_id])
+            .status
+            .success()
+        {
+            decoy_id = create_decoy();
+        }
+    }
+    let answer = raw::request(
+        &socket,
+        "DELETE",
+        &format!("/containers/{decoy}?force=1"),
+        &[],
+        None,
+    );
+    assert_eq!(answer.status, 403, "{answer:?}");
+    assert!(
+        answer.body.contains(&format!("container {web}")),
+        "{answer:?}"
+    );
+    // By its own id it goes.
+    engine.docker(&["rm", "-f", &decoy_id]);
+    // Bodies: what the engine without the plugin makes of each, against what gets past it.
+    let oracle_socket = oracle.socket();
+    let oracle_url = oracle.url();
+    let oracle_end = bodies::Endpoint {
+        socket: &oracle_socket,
+        url: &oracle_url,
+    };
+    bodies::check_corpus(&sb, &tag, oracle_end, &socket, &engine.url());
+    drop(plugin);
+    engine.reload("{}");
 }
