@@ -207,13 +207,15 @@ fn a_decoy_named_like_an_id_prefix_never_takes_a_listed_container_down() {
     let label = format!("{LABEL}={}", sb.prefix);
     let engine = engine_socket();
     // A decoy named like a prefix of web's id, removed through the guard by that name while
-    // it is removed by its id directly: the engine would then read the name as web's prefix.
-    for attempt in 0..200 {
-        let decoy = &id[..8 + attempt % 5];
+    // it is removed by its id: once it is gone, the engine reads the name as web's prefix. Each
+    // try sweeps twelve guarded removals 0.8 ms apart across the decoy's removal, so that one
+    // of them is judged before it and sent on after (on 75f2700 the first try lost web).
+    for attempt in 0..200u64 {
+        let decoy = id[..8 + (attempt % 5) as usize].to_string();
         let decoy_id = docker(&[
             "create",
             "--name",
-            decoy,
+            &decoy,
             "--label",
             &label,
             "--label",
@@ -222,23 +224,25 @@ fn a_decoy_named_like_an_id_prefix_never_takes_a_listed_container_down() {
             "sleep",
             "600",
         ]);
-        let direct = {
-            let (engine, decoy_id) = (engine.clone(), decoy_id.clone());
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_micros((attempt as u64 * 397) % 3000));
-                let target = format!("/containers/{decoy_id}?force=1");
-                raw::request(Path::new(&engine), "DELETE", &target, &[], None)
+        let sweep: Vec<_> = (0..12u64)
+            .map(|k| {
+                let (socket, target) = (socket.clone(), format!("/containers/{decoy}?force=1"));
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_micros(k * 800));
+                    raw::request(&socket, "DELETE", &target, &[], None)
+                })
             })
-        };
-        let target = format!("/containers/{decoy}?force=1");
-        let through = raw::request(&socket, "DELETE", &target, &[], None);
-        let _ = direct.join();
+            .collect();
+        std::thread::sleep(Duration::from_micros((attempt * 7919) % 12_000));
+        let target = format!("/containers/{decoy_id}?force=1");
+        raw::request(Path::new(&engine), "DELETE", &target, &[], None);
+        let answers: Vec<Answer> = sweep.into_iter().filter_map(|t| t.join().ok()).collect();
         let _ = docker_output(&["rm", "-f", &decoy_id]);
         let out = docker_output(&["inspect", "-f", "{{.Id}} {{.State.Running}}", &id]);
         assert_eq!(
             String::from_utf8_lossy(&out.stdout).trim(),
             format!("{id} true"),
-            "attempt {attempt}: web is gone after DELETE {target} through the guard ({through:?})"
+            "try {attempt}: web is gone after removals of {decoy} through the guard: {answers:?}"
         );
     }
 }

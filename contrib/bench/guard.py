@@ -13,6 +13,10 @@ first swaps trial by trial, after one untimed warm-up of each):
   diff      `guestlist diff` over the N containers (all on the list)
 
   proxy     the host's engine (DOCKER_HOST) bare, against `guard --listen` in front of it
+  memory    CLIENTS=60 clients each sending a create of BODY_MIB=15 MiB slowly to the proxy at
+            once: the proxy's peak and settled resident memory (VmRSS, sampled every 50 ms),
+            and `docker ps` through it meanwhile against before (GUESTLIST_OLD=path also
+            measures another build the same way, for a before and after)
   plugin    two dockerds of the bench's own, started alike from the host's binaries by
             .ci/dockerd-in-root, each with the same N containers: one plain, one with
             `guard --plugin` as its authorization plugin (needs root)
@@ -29,6 +33,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import socket as sockets
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -187,6 +193,103 @@ def bench_proxy():
     compare("proxy", host, guarded, state, state)
 
 
+CLIENTS = int(os.environ.get("CLIENTS", "60"))
+BODY_MIB = int(os.environ.get("BODY_MIB", "15"))
+
+
+def rss_kib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def slow_client(path, name, stop):
+    """A create whose body of BODY_MIB MiB arrives in 64 KiB pieces, 20 a second."""
+    size = BODY_MIB << 20
+    head = (f"POST /containers/create?name={name} HTTP/1.1\r\nHost: d\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {size}\r\n\r\n").encode()
+    piece = b"[" + b" " * (64 * 1024 - 1)
+    conn = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
+    try:
+        conn.connect(str(path))
+        conn.sendall(head)
+        sent = 0
+        while sent < size and not stop.is_set():
+            conn.sendall(piece[:min(len(piece), size - sent)])
+            sent += len(piece)
+            time.sleep(0.05)
+        conn.settimeout(5)
+        return conn.recv(64).split(b"\r\n")[0].decode(errors="replace")
+    except OSError as e:
+        return f"closed ({e.__class__.__name__})"
+    finally:
+        conn.close()
+
+
+def memory_of(binary, host, state, label):
+    socket = WORK / f"{label}.sock"
+    process = background([binary, "guard", "--listen", f"unix://{socket}"],
+                         env=environment(host, state), log=WORK / f"{label}.log")
+    guarded = f"unix://{socket}"
+    wait_for("the proxy", lambda: answers(guarded))
+    ps = ["docker", "-H", guarded, "ps"]
+    idle = [timed(ps, os.environ) for _ in range(TRIALS)]
+    start = rss_kib(process.pid)
+    stop = threading.Event()
+    peak = [start]
+    busy = []
+
+    def sample():
+        while not stop.is_set():
+            peak[0] = max(peak[0], rss_kib(process.pid))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        answers_ = [pool.submit(slow_client, socket, f"{RUN}-slow-{i}", stop)
+                    for i in range(CLIENTS)]
+        time.sleep(2)
+        while not all(a.done() for a in answers_):
+            busy.append(timed(ps, os.environ))
+            time.sleep(0.5)
+        outcomes = {}
+        for a in answers_:
+            key = a.result()
+            outcomes[key] = outcomes.get(key, 0) + 1
+    time.sleep(5)
+    stop.set()
+    sampler.join()
+    settled = rss_kib(process.pid)
+    process.terminate()
+    process.wait()
+    BACKGROUND.remove(process)
+    print(f"| {label} | {start / 1024:.1f} | {peak[0] / 1024:.1f} | {settled / 1024:.1f} | "
+          f"{statistics.median(idle):.1f} | "
+          f"{statistics.median(busy) if busy else float('nan'):.1f} | "
+          + ", ".join(f"{n}× {k}" for k, n in sorted(outcomes.items())) + " |")
+
+
+def bench_memory():
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    ensure_image(host)
+    sh("docker", "-H", host, "run", "-d", "--name", f"{RUN}-listed", "--label", LABEL, IMAGE,
+       "sleep", "3600")
+    state = WORK / "memory-state.json"
+    subprocess.run([GUESTLIST, "snapshot", "--force", "--scope", f"label={LABEL}"],
+                   env=environment(host, state), check=True, capture_output=True)
+    print(f"\nmemory: {CLIENTS} clients each sending a {BODY_MIB} MiB create body at 1.25 MiB/s; "
+          f"RSS in MiB, `docker ps` medians in ms\n")
+    print("| build | RSS before | peak | 5 s after | ps idle | ps meanwhile | answers |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    builds = [("this", GUESTLIST)]
+    if os.environ.get("GUESTLIST_OLD"):
+        builds.append(("old", os.environ["GUESTLIST_OLD"]))
+    for label, binary in builds:
+        memory_of(binary, host, state, label)
+
+
 def bench_plugin():
     if os.geteuid() != 0:
         print("\nplugin: skipped (needs root to run dockerds of its own)")
@@ -239,7 +342,7 @@ def cleanup():
 def main():
     if not os.access(GUESTLIST, os.X_OK):
         subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
-    wanted = sys.argv[1:] or ["proxy", "plugin"]
+    wanted = sys.argv[1:] or ["proxy", "plugin", "memory"]
     print(f"guestlist guard, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"{os.cpu_count()} cores")
     try:
@@ -247,6 +350,8 @@ def main():
             bench_proxy()
         if "plugin" in wanted:
             bench_plugin()
+        if "memory" in wanted:
+            bench_memory()
     except SystemExit:
         for log in sorted(WORK.glob("*.log")):
             print(f"--- {log.name} (last lines)\n" + "\n".join(log.read_text().splitlines()[-15:]))
