@@ -838,6 +838,63 @@ fn plugin_holds_against_each_class() {
             .status
             .success());
     }
+    // Parameters, networks, processes and claims, as through the proxy.
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let target = format!("/containers/{extra}/rename?name={extra}-3");
+    let answer = raw::request(
+        &socket,
+        "POST",
+        &target,
+        &form,
+        Some(format!("name={db}").as_bytes()),
+    );
+    assert_eq!(answer.status, 403, "{answer:?}");
+    refused(
+        engine.docker_output(&["network", "disconnect", "bridge", &web]),
+        "refusing to disconnect a network from container",
+        "network disconnect",
+    );
+    let pid = format!("container:{web}");
+    let ok = sb.name("ok-pid");
+    let joined = engine.docker_output(&[
+        "run",
+        "-d",
+        "--name",
+        &ok,
+        "--label",
+        &label,
+        "--label",
+        &format!("{}=yes", bodies::OK),
+        "--pid",
+        &pid,
+        &tag,
+        "sleep",
+        "600",
+    ]);
+    refused(
+        joined,
+        "to create a container in its process namespace",
+        "run --pid container:web",
+    );
+    let forged = engine.docker_output(&[
+        "run",
+        "-d",
+        "--name",
+        &format!("{extra}-k8s"),
+        "--label",
+        &label,
+        "--label",
+        "io.kubernetes.pod.name=p",
+        &tag,
+        "sleep",
+        "600",
+    ]);
+    refused(
+        forged,
+        "is not on this host's list",
+        "a create claiming Kubernetes",
+    );
+    running("parameters, networks, processes and claims");
     // An extra left from before is never started.
     refused(
         engine.docker_output(&["start", &extra]),
@@ -866,18 +923,22 @@ fn plugin_holds_against_each_class() {
         engine.docker(&["inspect", "-f", "{{.Id}}", decoy])
     };
     let mut decoy_id = create_decoy();
-    for _ in 0..20 {
-        let direct = {
-            let (socket, decoy_id) = (socket.clone(), decoy_id.clone());
-            std::thread::spawn(move || {
-                let target = format!("/containers/{decoy_id}?force=1");
-                raw::request(&socket, "DELETE", &target, &[], None)
+    for attempt in 0..20u64 {
+        // As through the proxy: a sweep of removals by the name across the decoy's removal.
+        let sweep: Vec<_> = (0..12u64)
+            .map(|k| {
+                let (socket, target) = (socket.clone(), format!("/containers/{decoy}?force=1"));
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_micros(k * 800));
+                    raw::request(&socket, "DELETE", &target, &[], None)
+                })
             })
-        };
-        let target = format!("/containers/{decoy}?force=1");
-        let answer = raw::request(&socket, "DELETE", &target, &[], None);
-        let _ = direct.join();
-        running(&format!("DELETE {target} ({answer:?})"));
+            .collect();
+        std::thread::sleep(Duration::from_micros((attempt * 7919) % 12_000));
+        let target = format!("/containers/{decoy_id}?force=1");
+        raw::request(&socket, "DELETE", &target, &[], None);
+        let answers: Vec<Answer> = sweep.into_iter().filter_map(|t| t.join().ok()).collect();
+        running(&format!("removals of {decoy} ({answers:?})"));
         if !engine
             .docker_output(&["inspect", &decoy_id])
             .status

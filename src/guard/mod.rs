@@ -9,6 +9,7 @@ pub mod body;
 pub mod plugin;
 pub mod policy;
 pub mod proxy;
+mod reach;
 pub mod request;
 pub mod route;
 pub mod target;
@@ -17,19 +18,17 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
-use anyhow::{Context, Result};
-use serde_json::Value;
+use anyhow::Result;
 
-use crate::engine::{self, Engine, Listed};
+use crate::engine::{self, Engine};
 use crate::observe::{self, Capture};
 use crate::ops::audit::{Audit, RequestSeen};
 use crate::ops::metrics::Refusals;
-use crate::plan::{LastRun, Observed, Status};
 use crate::record::spec::EngineKind;
 use crate::record::state::{self, State};
 use policy::{Refusal, Seen, Verdict};
+use reach::target_of;
 use request::{Incoming, Read, Request};
-use route::Resource;
 use target::Dialect;
 
 /// The client of one connection, from the socket's peer credentials.
@@ -124,16 +123,6 @@ pub struct Guard {
     /// that engine can answer anyone.
     engine: tokio::sync::OnceCell<Engine>,
     pub refusals: Arc<Refusals>,
-}
-
-/// What a request reaches, through the engine.
-#[derive(Default)]
-struct Reached {
-    affected: Vec<Observed>,
-    /// The id (or full name) the reference the request names resolved to.
-    resolved: Option<String>,
-    /// The container the request names, which does not exist.
-    missing: Option<String>,
 }
 
 /// What a judgement found out, beyond the verdict.
@@ -342,193 +331,6 @@ impl Guard {
         ))
     }
 
-    /// The containers `request` reaches, as the engine resolves them, and what the proxy is
-    /// to send in place of the reference it names. A create gets its image's labels added, as
-    /// the engine adds them.
-    async fn reach(
-        &self,
-        engine: &Engine,
-        state: &State,
-        request: &mut Request,
-    ) -> Result<Reached> {
-        let mut reached = Reached::default();
-        match request {
-            Request::Change { container, .. } | Request::Run { container, .. } => {
-                let reference = container.clone();
-                let Some(json) = engine
-                    .inspect(&reference)
-                    .await
-                    .with_context(|| format!("cannot inspect container {reference}"))?
-                else {
-                    reached.missing = Some(reference);
-                    return Ok(reached);
-                };
-                let target = target_of(&json);
-                reached.resolved = Some(target.id.clone());
-                // A plugin cannot send the resolved id on: the engine resolves the reference
-                // again, and an id prefix can name another container by then (a decoy named
-                // like a prefix of a listed container's id, removed meanwhile). Each container
-                // the reference could name is judged.
-                let mut others = Vec::new();
-                if self.options.plugin.is_some() && could_be_id_prefix(&reference) {
-                    let listed = engine.list(&state.scope).await?;
-                    others.extend(
-                        listed
-                            .into_iter()
-                            .filter(|c| c.id.starts_with(&reference) && c.id != target.id)
-                            .map(listed_as_observed),
-                    );
-                }
-                if engine.defaults.kind == EngineKind::Podman {
-                    others.extend(
-                        self.podman_reach(engine, state, request, &target.id)
-                            .await?,
-                    );
-                }
-                reached.affected.push(target);
-                reached.affected.extend(others);
-            }
-            Request::RemoveWithUsers { resource, name, .. } => {
-                let (filter, canonical) = match resource {
-                    Resource::Volume => ("volume", engine.volume_name(name).await?),
-                    Resource::Network => ("network", engine.network_id(name).await?),
-                    Resource::Image => {
-                        let users = self
-                            .image_users(engine, state, std::slice::from_ref(name))
-                            .await?;
-                        reached.affected = users.into_iter().map(listed_as_observed).collect();
-                        return Ok(reached);
-                    }
-                };
-                // What the name resolves to is what is judged, and sent on.
-                if let Some(canonical) = canonical {
-                    let users = engine
-                        .list_where(&state.scope, Some((filter, &canonical)))
-                        .await?;
-                    reached.affected = users.into_iter().map(listed_as_observed).collect();
-                    reached.resolved = Some(canonical);
-                }
-            }
-            Request::Create(Some(create)) => {
-                // The engine gives a container its image's labels too.
-                if let Some(image) = engine.image(&create.image).await.ok().flatten() {
-                    for (key, value) in request::string_map(&image.config["Labels"]) {
-                        create.labels.entry(key).or_insert(value);
-                    }
-                }
-                if let Some(shared) = &create.shares_processes_of {
-                    if let Some(json) = engine.inspect(shared).await? {
-                        reached.affected.push(target_of(&json));
-                    }
-                }
-            }
-            _ => {
-                let users = self.users(engine, state, request).await?;
-                reached.affected = users;
-            }
-        }
-        Ok(reached)
-    }
-
-    /// What Podman does to other containers along with `id`: removing a pod's infra container
-    /// removes the pod; starting a container starts what it depends on first.
-    async fn podman_reach(
-        &self,
-        engine: &Engine,
-        state: &State,
-        request: &Request,
-        id: &str,
-    ) -> Result<Vec<Observed>> {
-        let mut reached = Vec::new();
-        match request {
-            Request::Change {
-                operation: route::Operation::Remove,
-                ..
-            } => {
-                let inspect = engine.podman_inspect(id).await?.unwrap_or_default();
-                let pod = inspect["Pod"].as_str().filter(|p| !p.is_empty());
-                if let (Some(true), Some(pod)) = (inspect["IsInfra"].as_bool(), pod) {
-                    let pod = Request::Pod {
-                        operation: route::PodOperation::Change(route::Operation::Remove),
-                        pod: pod.to_string(),
-                    };
-                    reached.extend(self.users(engine, state, &pod).await?);
-                }
-            }
-            Request::Run { .. } => {
-                let mut seen = std::collections::BTreeSet::from([id.to_string()]);
-                let mut next = vec![id.to_string()];
-                while let Some(one) = next.pop() {
-                    let inspect = engine.podman_inspect(&one).await?.unwrap_or_default();
-                    let needs = inspect["Dependencies"]
-                        .as_array()
-                        .cloned()
-                        .unwrap_or_default();
-                    for dependency in needs.iter().filter_map(|d| d.as_str()) {
-                        if !seen.insert(dependency.to_string()) {
-                            continue;
-                        }
-                        if let Some(json) = engine.inspect(dependency).await? {
-                            let found = target_of(&json);
-                            next.push(found.id.clone());
-                            reached.push(found);
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-        Ok(reached)
-    }
-
-    /// The containers a request reaches without naming them: the users of an image, volume or
-    /// network it removes (Podman removes them with it), a pod's containers.
-    async fn users(
-        &self,
-        engine: &Engine,
-        state: &State,
-        request: &Request,
-    ) -> Result<Vec<Observed>> {
-        let scope = &state.scope;
-        let listed = match request {
-            Request::RemoveImages { all: true, .. } => engine.list(scope).await?,
-            Request::RemoveImages { images, .. } => self.image_users(engine, state, images).await?,
-            Request::Pod { pod, .. } => {
-                let members = engine.pod_members(pod).await?.unwrap_or_default();
-                engine
-                    .list(scope)
-                    .await?
-                    .into_iter()
-                    .filter(|c| members.contains(&c.id))
-                    .collect()
-            }
-            _ => Vec::new(),
-        };
-        Ok(listed.into_iter().map(listed_as_observed).collect())
-    }
-
-    /// The containers in scope created from any of `images`.
-    async fn image_users(
-        &self,
-        engine: &Engine,
-        state: &State,
-        images: &[String],
-    ) -> Result<Vec<Listed>> {
-        let bare = |id: &str| id.trim_start_matches("sha256:").to_string();
-        let mut ids = Vec::new();
-        for image in images {
-            if let Some(found) = engine.image(image).await? {
-                ids.push(bare(&found.id));
-            }
-        }
-        Ok(engine
-            .list(&state.scope)
-            .await?
-            .into_iter()
-            .filter(|c| ids.contains(&bare(&c.image_id)))
-            .collect())
-    }
-
     /// Measure the container a create made (`id`) as the engine made it, and remove it again
     /// when the list does not allow it. Under --dry-run it stays, and the refusal is logged.
     pub async fn admit(&self, id: &str, received: &Received<'_>) -> Verdict {
@@ -667,52 +469,5 @@ fn no_one() -> Seen<'static> {
         observed: &[],
         plugin: None,
         claims: Default::default(),
-    }
-}
-
-/// Whether dockerd could read `reference` as an id prefix: lower-case hex, shorter than an id.
-fn could_be_id_prefix(reference: &str) -> bool {
-    !reference.is_empty()
-        && reference.len() < 64
-        && reference
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-/// The container an inspect describes, enough for the policy to place it.
-fn target_of(json: &Value) -> Observed {
-    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-    let labels = request::string_map(&json["Config"]["Labels"]);
-    let status = Status::from_word(json["State"]["Status"].as_str().unwrap_or_default());
-    Observed {
-        id: text(&json["Id"]),
-        name: text(&json["Name"]).trim_start_matches('/').to_string(),
-        image: text(&json["Config"]["Image"]),
-        running: status.is_running(),
-        status,
-        // Placed by `Guard::consult`, once it knows whose claims are believed.
-        managed: None,
-        labels,
-        spec: None,
-        last_run: LastRun::default(),
-        runs_guestlist: false,
-        origin: None,
-    }
-}
-
-/// A listed container, as far as the list shows it.
-fn listed_as_observed(c: Listed) -> Observed {
-    Observed {
-        running: c.status.is_running(),
-        managed: None,
-        id: c.id,
-        name: c.name,
-        image: c.image,
-        status: c.status,
-        labels: c.labels,
-        spec: None,
-        last_run: LastRun::default(),
-        runs_guestlist: false,
-        origin: None,
     }
 }

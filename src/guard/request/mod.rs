@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::body::{self, Json, Object};
 use super::route::{self, Endpoint, Operation, PodOperation, Resource, Run, Unknown};
 use super::target::{self, Dialect, Target};
+use query::Query;
 
 /// A request as a front end received it.
 #[derive(Debug, Clone, Copy)]
@@ -500,83 +501,6 @@ impl Judged<'_> {
             Err(e) => Err(format!("the body is ambiguous to the engine: {e}")),
         }
     }
-
-    fn create(&self, bytes: &[u8], query: &Query) -> Result<Create, String> {
-        let body = match body::parse(bytes) {
-            Ok(Json::Object(o)) => o,
-            Ok(_) => return Err("the create's body is not a JSON object".into()),
-            Err(e) => return Err(format!("the create's body is ambiguous to the engine: {e}")),
-        };
-        let text = |key: &str| -> Result<Option<String>, String> {
-            match body.field(key) {
-                None | Some(Json::Null) => Ok(None),
-                Some(Json::String(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(format!("{key} in the create's body is not a string")),
-            }
-        };
-        let labels = match body.field("Labels") {
-            None | Some(Json::Null) => HashMap::new(),
-            Some(Json::Object(o)) => o.strings().map_err(|e| format!("Labels: {e}"))?,
-            Some(_) => return Err("Labels in the create's body is not an object".into()),
-        };
-        let (name, image) = match self.routed.libpod {
-            false => {
-                // dockerd up to 26 also reads host configuration at the top level when the body
-                // has no HostConfig; nothing a client needs, so refused rather than read.
-                if let Some(key) = body.keys_among(HOST_CONFIG_FIELDS).next() {
-                    return Err(format!(
-                        "{key} belongs in HostConfig; at the top level Docker 26 and older read \
-                         it as host configuration"
-                    ));
-                }
-                // Podman sets the body's `Name` to the query's, whatever either says.
-                (query.single("name")?, text("Image")?)
-            }
-            true => {
-                let rootfs = text("rootfs")?.filter(|r| !r.is_empty());
-                let image = match (text("image")?, rootfs) {
-                    (Some(image), None) => Some(image),
-                    (None, Some(rootfs)) => Some(format!("rootfs:{rootfs}")),
-                    (None, None) => None,
-                    (Some(_), Some(_)) => {
-                        return Err("the create names both an image and a root file system".into())
-                    }
-                };
-                (text("name")?, image)
-            }
-        };
-        let name = name
-            .map(|n| n.strip_prefix('/').map(str::to_string).unwrap_or(n))
-            .filter(|n| !n.is_empty());
-        Ok(Create {
-            name,
-            image: image.unwrap_or_default(),
-            labels,
-            shares_processes_of: shared_processes(&body, self.routed.libpod),
-        })
-    }
-}
-
-/// The container whose process namespace a create joins: `HostConfig.PidMode`
-/// `container:X`, or Podman's `pidns` `{"nsmode": "container", "value": X}`.
-fn shared_processes(body: &Object, libpod: bool) -> Option<String> {
-    let joined = match libpod {
-        false => {
-            let host = body.field("HostConfig")?.as_object_ref()?;
-            host.field("PidMode")?
-                .as_str()?
-                .strip_prefix("container:")?
-                .to_string()
-        }
-        true => {
-            let pidns = body.field("pidns")?.as_object_ref()?;
-            match pidns.field("nsmode")?.as_str()? {
-                "container" => pidns.field("value")?.as_str()?.to_string(),
-                _ => return None,
-            }
-        }
-    };
-    Some(joined).filter(|j| !j.is_empty())
 }
 
 /// Whether the API version `version` is older than `floor`, compared as dockerd's
@@ -588,151 +512,6 @@ fn older_than(version: &str, floor: (u64, u64)) -> bool {
         .chain(std::iter::repeat(0));
     let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     (major, minor) < floor
-}
-
-/// HostConfig's fields (with Resources') as Docker 26 knows them, and the wrapper's `Cpuset`.
-const HOST_CONFIG_FIELDS: &[&str] = &[
-    "Binds",
-    "ContainerIDFile",
-    "LogConfig",
-    "NetworkMode",
-    "PortBindings",
-    "RestartPolicy",
-    "AutoRemove",
-    "VolumeDriver",
-    "VolumesFrom",
-    "ConsoleSize",
-    "Annotations",
-    "CapAdd",
-    "CapDrop",
-    "CgroupnsMode",
-    "Dns",
-    "DnsOptions",
-    "DnsSearch",
-    "ExtraHosts",
-    "GroupAdd",
-    "IpcMode",
-    "Cgroup",
-    "Links",
-    "OomScoreAdj",
-    "PidMode",
-    "Privileged",
-    "PublishAllPorts",
-    "ReadonlyRootfs",
-    "SecurityOpt",
-    "StorageOpt",
-    "Tmpfs",
-    "UTSMode",
-    "UsernsMode",
-    "ShmSize",
-    "Sysctls",
-    "Runtime",
-    "Isolation",
-    "CpuShares",
-    "Memory",
-    "NanoCpus",
-    "CgroupParent",
-    "BlkioWeight",
-    "BlkioWeightDevice",
-    "BlkioDeviceReadBps",
-    "BlkioDeviceWriteBps",
-    "BlkioDeviceReadIOps",
-    "BlkioDeviceWriteIOps",
-    "CpuPeriod",
-    "CpuQuota",
-    "CpuRealtimePeriod",
-    "CpuRealtimeRuntime",
-    "CpusetCpus",
-    "CpusetMems",
-    "Devices",
-    "DeviceCgroupRules",
-    "DeviceRequests",
-    "KernelMemory",
-    "KernelMemoryTCP",
-    "MemoryReservation",
-    "MemorySwap",
-    "MemorySwappiness",
-    "OomKillDisable",
-    "PidsLimit",
-    "Ulimits",
-    "CpuCount",
-    "CpuPercent",
-    "IOMaximumIOps",
-    "IOMaximumBandwidth",
-    "Mounts",
-    "MaskedPaths",
-    "ReadonlyPaths",
-    "Init",
-    "Cpuset",
-];
-
-/// A query, read for the parameters that decide what a request does. dockerd takes the first
-/// of a repeated key and compares keys exactly; Podman takes the last and folds case. A
-/// deciding key given twice, or spelled in another case, is refused: the two would differ.
-struct Query(Vec<(String, String)>);
-
-impl Query {
-    fn parse(raw: &str) -> Result<Query, String> {
-        if raw.contains(';') {
-            return Err("a `;` in the query (dockerd refuses it, Podman drops the pair)".into());
-        }
-        let bad_escape = raw.split('&').any(|pair| {
-            let bytes = pair.as_bytes();
-            bytes.iter().enumerate().any(|(i, &b)| {
-                b == b'%'
-                    && !bytes
-                        .get(i + 1..i + 3)
-                        .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
-            })
-        });
-        if bad_escape {
-            return Err("a bad escape in the query".into());
-        }
-        Ok(Query(
-            form_urlencoded::parse(raw.as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        ))
-    }
-
-    /// The one value of `key`.
-    fn single(&self, key: &str) -> Result<Option<String>, String> {
-        let mut found = self.0.iter().filter(|(k, _)| body::fold(k) == key);
-        let Some((first_key, value)) = found.next() else {
-            return Ok(None);
-        };
-        if found.next().is_some() {
-            return Err(format!(
-                "the query gives {key} more than once (dockerd reads the first, Podman the last)"
-            ));
-        }
-        if first_key != key {
-            return Err(format!(
-                "the query spells {key} as {first_key} (Podman reads it, dockerd does not)"
-            ));
-        }
-        Ok(Some(value.clone()))
-    }
-
-    /// Every value of `key` (Podman's lists of images).
-    fn all(&self, key: &str) -> Vec<String> {
-        self.0
-            .iter()
-            .filter(|(k, _)| body::fold(k) == key)
-            .map(|(_, v)| v.clone())
-            .collect()
-    }
-
-    /// A boolean parameter, true unless absent or false as dockerd reads booleans (`""`, `0`,
-    /// `no`, `false`, `none`): where the engines differ, the guard takes it as true.
-    fn flag(&self, key: &str) -> Result<bool, String> {
-        Ok(self.single(key)?.is_some_and(|v| {
-            !matches!(
-                v.trim().to_ascii_lowercase().as_str(),
-                "" | "0" | "no" | "false" | "none"
-            )
-        }))
-    }
 }
 
 /// A JSON object of strings (labels), its other values left out.
@@ -747,6 +526,7 @@ pub fn string_map(object: &Value) -> HashMap<String, String> {
         .unwrap_or_default()
 }
 
+mod create;
+mod query;
 #[cfg(test)]
-#[path = "request_tests.rs"]
 mod tests;
