@@ -633,6 +633,33 @@ fn a_client_cannot_make_the_guard_hold_more_than_its_bounds() {
     let _ = trickle.read_to_end(&mut answer);
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // Bodies held at once are bounded: eight clients that declare 4 MiB each and send
+    // nothing hold the whole budget; a ninth waits for room until its deadline, then is told.
+    let declare = |i: usize| {
+        let mut stream = std::os::unix::net::UnixStream::connect(&socket).expect("connect");
+        let head = format!(
+            "POST /containers/create?name={} HTTP/1.1\r\nHost: d\r\nContent-Type: \
+             application/json\r\nContent-Length: {}\r\n\r\n",
+            sb.name(&format!("held-{i}")),
+            4 << 20
+        );
+        stream.write_all(head.as_bytes()).expect("write");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(90)))
+            .expect("timeout");
+        stream
+    };
+    let holders: Vec<_> = (0..8).map(declare).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut ninth = declare(8);
+    // Reads pass meanwhile.
+    succeeds(through(&url, &["ps"], None), "ps while the budget is held");
+    let mut answer = Vec::new();
+    let _ = ninth.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("too many request bodies"), "{answer}");
+    drop(holders);
     // And the guard still answers everyone.
     succeeds(through(&url, &["ps"], None), "ps after the slow clients");
 }

@@ -204,12 +204,16 @@ def rss_kib(pid):
     return 0
 
 
-def slow_client(path, name, stop):
-    """A create whose body of BODY_MIB MiB arrives in 64 KiB pieces, 20 a second."""
+def slow_client(path, name, stop, chunked):
+    """A create whose body of BODY_MIB MiB arrives in 64 KiB pieces, 20 a second: with its
+    length declared, or chunked (no length known in advance)."""
     size = BODY_MIB << 20
+    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {size}"
     head = (f"POST /containers/create?name={name} HTTP/1.1\r\nHost: d\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {size}\r\n\r\n").encode()
+            f"Content-Type: application/json\r\n{framing}\r\n\r\n").encode()
     piece = b"[" + b" " * (64 * 1024 - 1)
+    if chunked:
+        piece = f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
     conn = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
     try:
         conn.connect(str(path))
@@ -227,7 +231,11 @@ def slow_client(path, name, stop):
         conn.close()
 
 
-def memory_of(binary, host, state, label):
+def memory_of(binary, host, label, chunked):
+    # Each build takes its own snapshot: an older one may not read a newer list.
+    state = WORK / f"memory-{label}.json"
+    subprocess.run([binary, "snapshot", "--force", "--scope", f"label={LABEL}"],
+                   env=environment(host, state), check=True, capture_output=True)
     socket = WORK / f"{label}.sock"
     process = background([binary, "guard", "--listen", f"unix://{socket}"],
                          env=environment(host, state), log=WORK / f"{label}.log")
@@ -248,7 +256,7 @@ def memory_of(binary, host, state, label):
     sampler = threading.Thread(target=sample)
     sampler.start()
     with ThreadPoolExecutor(CLIENTS) as pool:
-        answers_ = [pool.submit(slow_client, socket, f"{RUN}-slow-{i}", stop)
+        answers_ = [pool.submit(slow_client, socket, f"{RUN}-slow-{i}", stop, chunked)
                     for i in range(CLIENTS)]
         time.sleep(2)
         while not all(a.done() for a in answers_):
@@ -265,7 +273,8 @@ def memory_of(binary, host, state, label):
     process.terminate()
     process.wait()
     BACKGROUND.remove(process)
-    print(f"| {label} | {start / 1024:.1f} | {peak[0] / 1024:.1f} | {settled / 1024:.1f} | "
+    framing = "chunked" if chunked else "length given"
+    print(f"| {label} | {framing} | {start / 1024:.1f} | {peak[0] / 1024:.1f} | {settled / 1024:.1f} | "
           f"{statistics.median(idle):.1f} | "
           f"{statistics.median(busy) if busy else float('nan'):.1f} | "
           + ", ".join(f"{n}× {k}" for k, n in sorted(outcomes.items())) + " |")
@@ -276,18 +285,16 @@ def bench_memory():
     ensure_image(host)
     sh("docker", "-H", host, "run", "-d", "--name", f"{RUN}-listed", "--label", LABEL, IMAGE,
        "sleep", "3600")
-    state = WORK / "memory-state.json"
-    subprocess.run([GUESTLIST, "snapshot", "--force", "--scope", f"label={LABEL}"],
-                   env=environment(host, state), check=True, capture_output=True)
     print(f"\nmemory: {CLIENTS} clients each sending a {BODY_MIB} MiB create body at 1.25 MiB/s; "
           f"RSS in MiB, `docker ps` medians in ms\n")
-    print("| build | RSS before | peak | 5 s after | ps idle | ps meanwhile | answers |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| build | body | RSS before | peak | 5 s after | ps idle | ps meanwhile | answers |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     builds = [("this", GUESTLIST)]
     if os.environ.get("GUESTLIST_OLD"):
         builds.append(("old", os.environ["GUESTLIST_OLD"]))
     for label, binary in builds:
-        memory_of(binary, host, state, label)
+        for chunked in (False, True):
+            memory_of(binary, host, label, chunked)
 
 
 def bench_plugin():

@@ -12,8 +12,8 @@
 //!
 //! A guard that is down blocks the engine for everyone, so what clients can make it hold is
 //! bounded: headers must arrive within `HEADER_TIMEOUT`, a body the guard reads within
-//! `BODY_TIMEOUT` and under `MAX_BODY`, and the bodies held at once under `BODY_BUDGET`; a
-//! request that would go over waits for room, up to its body's deadline, then gets a 503.
+//! `BODY_TIMEOUT` and under `MAX_BODY`, and the bodies held at once under `BODY_BUDGET_KIB`; a
+//! request that would go over waits for room, up to `BODY_WAIT`, then gets a 503.
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -43,8 +43,14 @@ const MAX_BODY: usize = 4 << 20;
 /// The bytes of bodies held at once across all clients, in KiB (one semaphore permit each).
 const BODY_BUDGET_KIB: usize = 32 << 10;
 
+/// The most a client connection buffers of what it was sent (headers must fit).
+const READ_BUFFER: usize = 64 << 10;
+
 /// How long a client has to send its request's headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a body waits for room in `BODY_BUDGET_KIB` before it is answered 503.
+const BODY_WAIT: Duration = Duration::from_secs(10);
 
 /// How long a client has to send a body the guard reads, once its headers came.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -152,6 +158,9 @@ async fn client(stream: UnixStream, peer: Peer, shared: Arc<Shared>) {
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
+        // What a connection buffers of what its client sends before it is read: hyper's
+        // default (about 400 KiB) times hundreds of slow clients is memory nobody asked for.
+        .max_buf_size(READ_BUFFER)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     if let Err(e) = connection.await {
@@ -304,76 +313,84 @@ async fn admitted(
     Response::from_parts(parts, full(bytes))
 }
 
-/// Read a body the guard judges: whole, within `MAX_BODY` and `BODY_TIMEOUT`, each KiB of it
-/// taken from the shared budget as it arrives.
+/// Read a body the guard judges: whole, within `MAX_BODY` and `BODY_TIMEOUT`, into one
+/// buffer (freed whole when the request is done, so memory goes back when clients leave). Its
+/// declared length is taken from the shared budget before anything is read (a client that must
+/// wait keeps its body in its own socket buffer); a chunked body's as its buffer grows.
 async fn read_body(
     body: Incoming,
     budget: &Arc<Semaphore>,
 ) -> Result<(Bytes, Option<OwnedSemaphorePermit>), (StatusCode, String)> {
+    let too_large = || {
+        let message = format!(
+            "guestlist guard: a body the guard reads is at most {} MiB",
+            MAX_BODY >> 20
+        );
+        (StatusCode::PAYLOAD_TOO_LARGE, message)
+    };
+    let busy = || {
+        let message = "guestlist guard: too many request bodies are being read at once; try again";
+        (StatusCode::SERVICE_UNAVAILABLE, message.to_string())
+    };
     let deadline = tokio::time::Instant::now() + BODY_TIMEOUT;
-    let mut body = body;
-    let mut chunks: Vec<Bytes> = Vec::new();
-    let mut size = 0usize;
+    let declared = body.size_hint().exact();
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(too_large());
+    }
+    let take = |bytes: usize| {
+        let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX);
+        let until = deadline.min(tokio::time::Instant::now() + BODY_WAIT);
+        tokio::time::timeout_at(until, Arc::clone(budget).acquire_many_owned(kib))
+    };
     let mut held: Option<OwnedSemaphorePermit> = None;
+    let mut buffer = Vec::new();
+    if let Some(length) = declared.and_then(|n| usize::try_from(n).ok()) {
+        match take(length).await {
+            Ok(Ok(permit)) => held = Some(permit),
+            _ => return Err(busy()),
+        }
+        buffer.reserve_exact(length);
+    }
+    let mut body = body;
     loop {
         let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
             Err(_) => {
-                return Err((
-                    StatusCode::REQUEST_TIMEOUT,
-                    format!(
-                        "guestlist guard: the request's body did not arrive within {}s",
-                        BODY_TIMEOUT.as_secs()
-                    ),
-                ))
+                let message = format!(
+                    "guestlist guard: the request's body did not arrive within {}s",
+                    BODY_TIMEOUT.as_secs()
+                );
+                return Err((StatusCode::REQUEST_TIMEOUT, message));
             }
             Ok(None) => break,
             Ok(Some(Err(e))) => {
-                return Err((
-                    StatusCode::BAD_REQUEST,
-                    format!("guestlist guard: cannot read the request's body: {e}"),
-                ))
+                let message = format!("guestlist guard: cannot read the request's body: {e}");
+                return Err((StatusCode::BAD_REQUEST, message));
             }
             Ok(Some(Ok(frame))) => frame,
         };
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        size += data.len();
-        if size > MAX_BODY {
-            return Err((
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "guestlist guard: a body the guard reads is at most {} MiB",
-                    MAX_BODY >> 20
-                ),
-            ));
+        if buffer.len() + data.len() > MAX_BODY {
+            return Err(too_large());
         }
-        let kib = u32::try_from(data.len().div_ceil(1024)).unwrap_or(u32::MAX);
-        if kib > 0 {
-            let permit =
-                tokio::time::timeout_at(deadline, Arc::clone(budget).acquire_many_owned(kib));
-            let permit = match permit.await {
-                Ok(Ok(permit)) => permit,
-                _ => {
-                    return Err((
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "guestlist guard: too many request bodies are being read at once; try                          again"
-                            .into(),
-                    ))
-                }
-            };
-            match held.as_mut() {
-                Some(all) => all.merge(permit),
-                None => held = Some(permit),
+        // A chunked body's buffer grows by doubling (up to the bound): the budget counts
+        // what it holds, capacity and all.
+        let needed = buffer.len() + data.len();
+        if needed > buffer.capacity() {
+            let grown = needed.max(buffer.capacity() * 2).min(MAX_BODY);
+            match take(grown - buffer.capacity()).await {
+                Ok(Ok(permit)) => match held.as_mut() {
+                    Some(all) => all.merge(permit),
+                    None => held = Some(permit),
+                },
+                _ => return Err(busy()),
             }
+            buffer.reserve_exact(grown - buffer.len());
         }
-        chunks.push(data);
+        buffer.extend_from_slice(&data);
     }
-    let bytes = match chunks.len() {
-        1 => chunks.pop().unwrap_or_default(),
-        _ => Bytes::from(chunks.concat()),
-    };
-    Ok((bytes, held))
+    Ok((Bytes::from(buffer), held))
 }
 
 /// Send `request` to the engine and hand back its answer, reads whole (`is_finite_read`), an
