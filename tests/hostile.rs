@@ -224,19 +224,7 @@ fn a_decoy_named_like_an_id_prefix_never_takes_a_listed_container_down() {
             "sleep",
             "600",
         ]);
-        let sweep: Vec<_> = (0..12u64)
-            .map(|k| {
-                let (socket, target) = (socket.clone(), format!("/containers/{decoy}?force=1"));
-                std::thread::spawn(move || {
-                    std::thread::sleep(Duration::from_micros(k * 800));
-                    raw::request(&socket, "DELETE", &target, &[], None)
-                })
-            })
-            .collect();
-        std::thread::sleep(Duration::from_micros((attempt * 7919) % 12_000));
-        let target = format!("/containers/{decoy_id}?force=1");
-        raw::request(Path::new(&engine), "DELETE", &target, &[], None);
-        let answers: Vec<Answer> = sweep.into_iter().filter_map(|t| t.join().ok()).collect();
+        let answers = sweep(&socket, Path::new(&engine), &decoy, &decoy_id, attempt);
         let _ = docker_output(&["rm", "-f", &decoy_id]);
         let out = docker_output(&["inspect", "-f", "{{.Id}} {{.State.Running}}", &id]);
         assert_eq!(
@@ -245,6 +233,28 @@ fn a_decoy_named_like_an_id_prefix_never_takes_a_listed_container_down() {
             "try {attempt}: web is gone after removals of {decoy} through the guard: {answers:?}"
         );
     }
+}
+
+/// Twelve removals of `decoy` by name through `guarded`, 0.8 ms apart, and the decoy's removal
+/// by its id through `direct` somewhere among them: one of the twelve is judged before the
+/// decoy goes and reaches the engine after, when the name reads as an id prefix.
+fn sweep(guarded: &Path, direct: &Path, decoy: &str, decoy_id: &str, attempt: u64) -> Vec<Answer> {
+    let removals: Vec<_> = (0..12u64)
+        .map(|k| {
+            let (socket, target) = (
+                guarded.to_path_buf(),
+                format!("/containers/{decoy}?force=1"),
+            );
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_micros(k * 800));
+                raw::request(&socket, "DELETE", &target, &[], None)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_micros((attempt * 7919) % 12_000));
+    let target = format!("/containers/{decoy_id}?force=1");
+    raw::request(direct, "DELETE", &target, &[], None);
+    removals.into_iter().filter_map(|t| t.join().ok()).collect()
 }
 
 #[test]
@@ -952,19 +962,7 @@ fn plugin_holds_against_each_class() {
     let mut decoy_id = create_decoy();
     for attempt in 0..20u64 {
         // As through the proxy: a sweep of removals by the name across the decoy's removal.
-        let sweep: Vec<_> = (0..12u64)
-            .map(|k| {
-                let (socket, target) = (socket.clone(), format!("/containers/{decoy}?force=1"));
-                std::thread::spawn(move || {
-                    std::thread::sleep(Duration::from_micros(k * 800));
-                    raw::request(&socket, "DELETE", &target, &[], None)
-                })
-            })
-            .collect();
-        std::thread::sleep(Duration::from_micros((attempt * 7919) % 12_000));
-        let target = format!("/containers/{decoy_id}?force=1");
-        raw::request(&socket, "DELETE", &target, &[], None);
-        let answers: Vec<Answer> = sweep.into_iter().filter_map(|t| t.join().ok()).collect();
+        let answers = sweep(&socket, &socket, decoy, &decoy_id, attempt);
         running(&format!("removals of {decoy} ({answers:?})"));
         if !engine
             .docker_output(&["inspect", &decoy_id])

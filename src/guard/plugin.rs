@@ -105,42 +105,42 @@ async fn handle(request: Request<Incoming>, guard: &Guard) -> Response<Full<Byte
             let _ = request.into_body().collect().await;
             reply(StatusCode::OK, r#"{"Implements":["authz"]}"#.into())
         }
-        "/AuthZPlugin.AuthZReq" => {
-            let answer = match read(request).await {
-                Ok(asked) => decide(&asked, guard).await,
-                Err(e) => AuthZResponse {
-                    allow: false,
-                    message: String::new(),
-                    error: format!("guestlist: cannot read the engine's question: {e}"),
-                },
-            };
-            reply(
-                StatusCode::OK,
-                serde_json::to_string(&answer).unwrap_or_default(),
-            )
-        }
+        "/AuthZPlugin.AuthZReq" => question(request, guard, Asked::Before).await,
         // Every decision but a create's was made before the engine acted. The question (with
         // the whole answer the engine is about to give) is read to its end all the same: a
         // reply that leaves it unread can close the connection under dockerd, which then denies.
-        "/AuthZPlugin.AuthZRes" => {
-            let answer = match read(request).await {
-                Ok(asked) => afterwards(&asked, guard).await,
-                Err(e) => AuthZResponse {
-                    allow: false,
-                    message: String::new(),
-                    error: format!("guestlist: cannot read the engine's question: {e}"),
-                },
-            };
-            reply(
-                StatusCode::OK,
-                serde_json::to_string(&answer).unwrap_or_default(),
-            )
-        }
+        "/AuthZPlugin.AuthZRes" => question(request, guard, Asked::After).await,
         _ => reply(
             StatusCode::NOT_FOUND,
             format!(r#"{{"Err":"guestlist: no such plugin call: {path}"}}"#),
         ),
     }
+}
+
+/// Whether the engine asks before it acts (AuthZReq) or after (AuthZRes).
+enum Asked {
+    Before,
+    After,
+}
+
+async fn question(
+    request: Request<Incoming>,
+    guard: &Guard,
+    asked: Asked,
+) -> Response<Full<Bytes>> {
+    let answer = match (read(request).await, asked) {
+        (Ok(question), Asked::Before) => decide(&question, guard).await,
+        (Ok(question), Asked::After) => afterwards(&question, guard).await,
+        (Err(e), _) => AuthZResponse {
+            allow: false,
+            message: String::new(),
+            error: format!("guestlist: cannot read the engine's question: {e}"),
+        },
+    };
+    reply(
+        StatusCode::OK,
+        serde_json::to_string(&answer).unwrap_or_default(),
+    )
 }
 
 async fn read(request: Request<Incoming>) -> Result<AuthZRequest, String> {
