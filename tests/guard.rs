@@ -299,6 +299,19 @@ fn exec_logs_attach_events_ps_and_compose_work_through_the_proxy() {
     );
     let logs = succeeds(through(&host, &["logs", &web], None), "logs");
     assert_eq!(logs, "started");
+    if util::podman() {
+        // podman-remote's exec reads its output raw from a hijacked connection, not upgraded.
+        let out = Command::new("podman")
+            .args(["--url", &host, "exec", &web, "echo", "podman exec ok"])
+            .output()
+            .expect("podman");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "podman exec ok",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     // `run -i` attaches before it starts: a hijacked stream both ways.
     let mut args = run_args(
         &sb.name("ok-attached"),

@@ -422,6 +422,15 @@ async fn forward(
     if is_finite_read(method, target) {
         return whole(response).await;
     }
+    // An answer whose end is the end of the connection (Podman's exec and attach streams,
+    // which it writes raw on a hijacked connection): passed on the same way, not re-framed as
+    // chunks the client would read as stream data. HTTP/1.0 is how hyper is told.
+    let framed = [header::CONTENT_LENGTH, header::TRANSFER_ENCODING]
+        .iter()
+        .any(|h| response.headers().contains_key(h));
+    if !framed && response.status() == StatusCode::OK {
+        *response.version_mut() = hyper::Version::HTTP_10;
+    }
     response.map(BodyExt::boxed)
 }
 
