@@ -578,8 +578,33 @@ fn removals_that_take_containers_along_are_judged_by_them() {
     );
     refused(
         through(&url, &["network", "rm", &quiet], None),
-        "it would",
+        "the record of",
         "network rm of a stopped listed container's network",
+    );
+    refused(
+        through(&url, &["network", "prune", "-f"], None),
+        "a prune would remove network",
+        "network prune with a stopped listed container's network",
+    );
+    // What a record names is not made anew under it: a volume bound to the host's root under
+    // web's volume's name would be mounted by web, and a network of another kind joined.
+    let bound = [
+        "volume",
+        "create",
+        "--opt",
+        "type=none",
+        "--opt",
+        "o=bind",
+        "--opt",
+        "device=/",
+        &volume,
+    ];
+    let out = through(&url, &bound, None);
+    assert!(!out.status.success(), "volume create under a recorded name");
+    refused(
+        through(&url, &["network", "create", "--internal", &quiet], None),
+        "the record of",
+        "network create under a recorded name",
     );
     // dockerd only untags an image in use, and refuses to remove a volume or network in use.
     for args in [
@@ -670,6 +695,22 @@ fn a_client_cannot_make_the_guard_hold_more_than_its_bounds() {
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     assert!(answer.contains("too many request bodies"), "{answer}");
     drop(holders);
+    drop(ninth);
+    // Connections past the bound are told so at once, not kept: a flood of them takes neither
+    // the guard's file descriptors nor its memory.
+    let flood: Vec<_> = (0..1024)
+        .map(|_| std::os::unix::net::UnixStream::connect(&socket).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut over = std::os::unix::net::UnixStream::connect(&socket).expect("connect");
+    over.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut answer = Vec::new();
+    let _ = over.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("clients are connected"), "{answer}");
+    drop(flood);
     // And the guard still answers everyone.
     succeeds(through(&url, &["ps"], None), "ps after the slow clients");
 }
@@ -759,6 +800,14 @@ fn what_a_start_or_a_create_reaches_besides_its_container_is_judged() {
         "run --pid container:web",
     );
     no_container(&sb, "ok-pid", "a create into web's processes");
+    // Or into them by the namespace's path (Podman takes `ns:`; dockerd refuses it itself).
+    let body = format!(
+        r#"{{"Image":"{image}","Labels":{{"{LABEL}":"{}"}},"HostConfig":{{"PidMode":"ns:/proc/1/ns/pid"}}}}"#,
+        sb.prefix
+    );
+    let answer = raw::create(&socket_of(&url), &name, body.as_bytes());
+    assert_eq!(answer.status, 403, "{answer:?}");
+    assert!(answer.body.contains("by its path"), "{answer:?}");
     if !util::podman() {
         return;
     }
@@ -783,14 +832,48 @@ fn what_a_start_or_a_create_reaches_besides_its_container_is_judged() {
         Some(body.as_bytes()),
     );
     assert_eq!(answer.status, 201, "{answer:?}");
-    let target = format!("/v4.0.0/libpod/containers/{}/start", sb.name("ok-dep"));
-    let answer = raw::request(&socket, "POST", &target, &[], None);
-    assert_eq!(answer.status, 403, "{answer:?}");
-    assert!(
-        answer.body.contains(&format!("container {extra}")),
-        "{answer:?}"
+    for verb in ["start", "init"] {
+        let target = format!("/v4.0.0/libpod/containers/{}/{verb}", sb.name("ok-dep"));
+        let answer = raw::request(&socket, "POST", &target, &[], None);
+        assert_eq!(answer.status, 403, "{verb}: {answer:?}");
+        assert!(
+            answer.body.contains(&format!("container {extra}")),
+            "{answer:?}"
+        );
+        assert_eq!(sb.inspect("extra")["State"]["Running"], false, "{verb}");
+    }
+    // Podman's own API sets options the comparison with a record cannot see: not under a
+    // listed name. Nor a pod's infra container.
+    docker(&["rm", "-f", &sb.name("web")]);
+    let body = format!(
+        r#"{{"name":"{}","image":"{image}","labels":{{"{LABEL}":"{}"}},"command":["sleep","600"],"ipcns":{{"nsmode":"host"}}}}"#,
+        sb.name("web"),
+        sb.prefix
     );
-    assert_eq!(sb.inspect("extra")["State"]["Running"], false);
+    let answer = raw::request(
+        &socket,
+        "POST",
+        "/v4.0.0/libpod/containers/create",
+        &json,
+        Some(body.as_bytes()),
+    );
+    assert_eq!(answer.status, 403, "{answer:?}");
+    assert!(answer.body.contains("Podman's own API"), "{answer:?}");
+    let pod = format!(
+        r#"{{"name":"{}-pod","labels":{{"{LABEL}":"{}"}},"infra_name":"{}"}}"#,
+        sb.prefix,
+        sb.prefix,
+        sb.name("web")
+    );
+    let answer = raw::request(
+        &socket,
+        "POST",
+        "/v4.0.0/libpod/pods/create",
+        &json,
+        Some(pod.as_bytes()),
+    );
+    assert_eq!(answer.status, 403, "{answer:?}");
+    assert!(!sb.exists("web"));
 }
 
 /// The same classes through the authorization plugin, on an engine of the test's own; the

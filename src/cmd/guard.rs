@@ -24,6 +24,7 @@ pub async fn run(settings: &Settings, args: GuardArgs) -> Result<Outcome> {
 
 async fn serve(settings: &Settings, args: GuardArgs) -> Result<Outcome> {
     let mut shutdown = Shutdown::install()?;
+    enough_files();
     let refusals = Arc::new(Refusals::new()?);
     let options = Options {
         state_path: settings.state_path.clone(),
@@ -89,6 +90,31 @@ async fn serve(settings: &Settings, args: GuardArgs) -> Result<Outcome> {
     let _ = std::fs::remove_file(&socket);
     info!("stopped; {} is gone", socket.display());
     Ok(Outcome::Clean)
+}
+
+/// Each proxied client takes two file descriptors (its own and the engine's): the soft limit
+/// (often 1024) is raised to the hard one, which `LimitNOFILE` in the units sets.
+fn enough_files() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!("cannot raise the open files limit to the hard limit: {e}");
+        }
+    }
+    let now = getrlimit(Resource::Nofile).current;
+    let needed = 2 * proxy::MAX_CLIENTS as u64 + 64;
+    if now.is_some_and(|n| n < needed) {
+        tracing::warn!(
+            "{} open files at most: fewer than {needed} clients' connections can be served \
+             (raise LimitNOFILE)",
+            now.unwrap_or_default()
+        );
+    }
 }
 
 /// `unix:///run/guestlist/docker.sock` -> its path. The proxy serves a unix socket only: the

@@ -102,14 +102,30 @@ impl Engine {
         })
     }
 
-    /// The id of the network `reference` names (by name, id or id prefix); `None` if none.
-    pub async fn network_id(&self, reference: &str) -> Result<Option<String>> {
+    /// The id and name of the network `reference` names (by name, id or id prefix); `None` if
+    /// none.
+    pub async fn network(&self, reference: &str) -> Result<Option<(String, String)>> {
         let escaped = percent_encoding::utf8_percent_encode(reference, REFERENCE);
-        let (path, field) = match self.defaults.kind {
-            EngineKind::Docker => (format!("/networks/{escaped}"), "Id"),
-            EngineKind::Podman => (format!("/v4.0.0/libpod/networks/{escaped}/json"), "id"),
+        let (path, id, name) = match self.defaults.kind {
+            EngineKind::Docker => (format!("/networks/{escaped}"), "Id", "Name"),
+            EngineKind::Podman => (
+                format!("/v4.0.0/libpod/networks/{escaped}/json"),
+                "id",
+                "name",
+            ),
         };
-        self.field_of(&path, field, "network", reference).await
+        let context = || format!("cannot inspect network {reference}");
+        match raw::get_json(self.endpoint(), &path)
+            .await
+            .with_context(context)?
+        {
+            Answer::Found(json) => Ok(json[id]
+                .as_str()
+                .zip(json[name].as_str())
+                .map(|(i, n)| (i.to_string(), n.to_string()))),
+            Answer::Absent => Ok(None),
+            Answer::Unspoken => bail!("{}: only over unix:// and tcp://", context()),
+        }
     }
 
     async fn field_of(
@@ -127,6 +143,49 @@ impl Engine {
             Answer::Found(json) => Ok(json[field].as_str().map(String::from)),
             Answer::Absent => Ok(None),
             Answer::Unspoken => bail!("{}: only over unix:// and tcp://", context()),
+        }
+    }
+
+    /// Remove a container the guard refused to let be created, with whatever was created to
+    /// depend on it meanwhile (Podman refuses to remove a container others depend on, and a
+    /// client could make some to keep it). dockerd has no such dependents: a forced removal.
+    pub async fn remove_refused(&self, id: &str) -> Result<()> {
+        if self.defaults.kind == EngineKind::Docker {
+            return self.remove(id).await;
+        }
+        let escaped = percent_encoding::utf8_percent_encode(id, REFERENCE);
+        let path = format!("/v4.0.0/libpod/containers/{escaped}?force=true&depend=true");
+        match raw::delete(self.endpoint(), &path).await? {
+            Some((200..=299 | 404, _)) => Ok(()),
+            Some((status, body)) => bail!(
+                "cannot remove: the engine answered {status}: {}",
+                String::from_utf8_lossy(&body).trim()
+            ),
+            None => self.remove(id).await,
+        }
+    }
+
+    /// The infra container of the Podman pod `pod`; `None` if there is no such pod or it has
+    /// none.
+    pub async fn pod_infra(&self, pod: &str) -> Result<Option<String>> {
+        let escaped = percent_encoding::utf8_percent_encode(pod, REFERENCE);
+        let path = format!("/v4.0.0/libpod/pods/{escaped}/json");
+        self.field_of(&path, "InfraContainerID", "pod", pod)
+            .await
+            .map(|found| found.filter(|id| !id.is_empty()))
+    }
+
+    /// Remove the Podman pod `pod` and its containers.
+    pub async fn remove_pod(&self, pod: &str) -> Result<()> {
+        let escaped = percent_encoding::utf8_percent_encode(pod, REFERENCE);
+        let path = format!("/v4.0.0/libpod/pods/{escaped}?force=true");
+        match raw::delete(self.endpoint(), &path).await? {
+            Some((200..=299 | 404, _)) => Ok(()),
+            Some((status, body)) => bail!(
+                "cannot remove pod {pod}: the engine answered {status}: {}",
+                String::from_utf8_lossy(&body).trim()
+            ),
+            None => bail!("cannot remove pod {pod}: only over unix:// and tcp://"),
         }
     }
 }

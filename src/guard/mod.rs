@@ -76,7 +76,15 @@ pub struct Pass {
     /// The body to send in place of the client's (a network connect naming the resolved id).
     pub body: Option<Vec<u8>>,
     /// A create: what it makes is to be measured with `Guard::admit` once the engine made it.
-    pub admit: bool,
+    pub admit: Option<Made>,
+}
+
+/// What a create made, as its answer's `Id` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Made {
+    Container,
+    /// A Podman pod: its infra container is measured, and the whole pod removed if refused.
+    Pod,
 }
 
 /// What the guard needs to know, resolved by the command from flags and defaults.
@@ -236,7 +244,11 @@ impl Guard {
             Some(forward) => Answer::Pass(Pass {
                 target: forward.target_with(id),
                 body: id.and_then(|id| forward.body_with(id)),
-                admit: matches!(read.request, Request::Create(_)),
+                admit: match read.request {
+                    Request::Create(_) => Some(Made::Container),
+                    Request::PodCreate { infra: Some(_) } => Some(Made::Pod),
+                    _ => None,
+                },
             }),
             None => Answer::AsIs,
         };
@@ -333,11 +345,18 @@ impl Guard {
 
     /// Measure the container a create made (`id`) as the engine made it, and remove it again
     /// when the list does not allow it. Under --dry-run it stays, and the refusal is logged.
-    pub async fn admit(&self, id: &str, received: &Received<'_>) -> Verdict {
+    pub async fn admit(&self, made: Made, made_id: &str, received: &Received<'_>) -> Verdict {
         let state = self.current();
+        let mut id = made_id.to_string();
         let measured = async {
             let engine = self.engine(&state).await?;
-            let Some(json) = engine.inspect(id).await? else {
+            if made == Made::Pod {
+                match engine.pod_infra(made_id).await? {
+                    Some(infra) => id = infra,
+                    None => return Ok::<_, anyhow::Error>((Verdict::Allow, None)),
+                }
+            }
+            let Some(json) = engine.inspect(&id).await? else {
                 // Gone already: nothing to admit.
                 return Ok::<_, anyhow::Error>((Verdict::Allow, None));
             };
@@ -391,12 +410,14 @@ impl Guard {
             return Verdict::Allow;
         };
         if !self.options.dry_run {
-            let removed = match engine {
-                Some(engine) => engine.remove(id).await,
-                None => match self.engine(&state).await {
-                    Ok(engine) => engine.remove(id).await,
-                    Err(e) => Err(e),
-                },
+            let engine = match engine {
+                Some(engine) => Ok(engine),
+                None => self.engine(&state).await,
+            };
+            let removed = match (engine, made) {
+                (Ok(engine), Made::Container) => engine.remove_refused(&id).await,
+                (Ok(engine), Made::Pod) => engine.remove_pod(made_id).await,
+                (Err(e), _) => Err(e),
             };
             refusal.message += &match removed {
                 Ok(()) => "; it was removed again".to_string(),

@@ -209,7 +209,7 @@ async fn afterwards(asked: &AuthZRequest, guard: &Guard) -> AuthZResponse {
         );
         return allowed();
     };
-    match guard.admit(&id, &received).await {
+    match guard.admit(super::Made::Container, &id, &received).await {
         Verdict::Allow => allowed(),
         Verdict::Refuse(refusal) => AuthZResponse {
             allow: false,

@@ -9,7 +9,7 @@
 //! by path (stop, start), by body (network connect), or indirectly (a Podman image removal with
 //! `force` removes every container of that image, a pod stop stops its containers).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::request::{Create, Request};
 use super::route::{Operation, PodOperation, Run};
@@ -104,8 +104,11 @@ pub fn names_to_observe(
         | Request::RemoveWithUsers { .. }
         | Request::RemoveImages { .. }
         | Request::Pod { .. } => affected.iter().for_each(|o| consider(&o.name)),
-        Request::Prune => state.containers.iter().for_each(|e| consider(&e.name)),
+        Request::Prune | Request::PruneResources { .. } => {
+            state.containers.iter().for_each(|e| consider(&e.name))
+        }
         Request::Create(None)
+        | Request::CreateResource { .. }
         | Request::PodCreate { .. }
         | Request::Plugin { .. }
         | Request::Harmless
@@ -198,8 +201,34 @@ pub fn decide(state: &State, request: &Request, seen: &Seen<'_>) -> Verdict {
             effect,
         } => {
             let what = format!("to remove {} {name}", resource_word(*resource));
+            if let Some(holders) = recorded(state, *resource).get(name.as_str()) {
+                return Refusal::verdict(
+                    None,
+                    format!(
+                        "refusing {what}: the record of {} names it, and the container is made \
+                         with it as it is",
+                        holders.join(", ")
+                    ),
+                );
+            }
             each_changed(state, &plan(), *effect, seen.affected, &what)
         }
+        Request::CreateResource { resource, name } => {
+            match recorded(state, *resource).get(name.as_str()) {
+                None => Verdict::Allow,
+                Some(holders) => Refusal::verdict(
+                    None,
+                    format!(
+                        "refusing to create {} {name}: the record of {} names it, and what it \
+                         is made of is not on the list (a volume bound to a host path, a \
+                         network of another kind); create it on the engine's own socket",
+                        resource_word(*resource),
+                        holders.join(", ")
+                    ),
+                ),
+            }
+        }
+        Request::PruneResources { resource } => pruned_resources(state, *resource, seen.observed),
         Request::RemoveImages { images, all } => {
             let what = match all {
                 true => "to remove every image".to_string(),
@@ -247,6 +276,65 @@ fn resource_word(resource: super::route::Resource) -> &'static str {
         super::route::Resource::Image => "image",
         super::route::Resource::Volume => "volume",
         super::route::Resource::Network => "network",
+    }
+}
+
+/// The volumes or networks the records name, each with the entries that name it: the
+/// container comes back with them as they are, so they are part of what the list protects.
+fn recorded(state: &State, resource: super::route::Resource) -> BTreeMap<String, Vec<String>> {
+    let mut named: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for entry in &state.containers {
+        let mut add = |name: &str| {
+            let holders = named.entry(name.to_string()).or_default();
+            if !holders.contains(&entry.name) {
+                holders.push(entry.name.clone());
+            }
+        };
+        match resource {
+            super::route::Resource::Volume => {
+                spec::volume_names(&entry.spec).iter().for_each(|v| add(v))
+            }
+            super::route::Resource::Network => {
+                spec::user_networks(&entry.spec).iter().for_each(|n| add(n))
+            }
+            super::route::Resource::Image => {}
+        }
+    }
+    named
+}
+
+/// A prune removes the volumes no container uses and the networks no running container is
+/// attached to: refused when that takes one a listed container (missing, or stopped) needs.
+fn pruned_resources(
+    state: &State,
+    resource: super::route::Resource,
+    observed: &[Observed],
+) -> Verdict {
+    let recorded = recorded(state, resource);
+    let at_risk = recorded.iter().find(|(_, holders)| {
+        holders.iter().any(|name| {
+            let live = observed
+                .iter()
+                .find(|o| o.name == *name && o.managed.is_none());
+            match (resource, live) {
+                (_, None) => true,
+                (super::route::Resource::Network, Some(o)) => !o.running,
+                _ => false,
+            }
+        })
+    });
+    match at_risk {
+        None => Verdict::Allow,
+        Some((name, holders)) => Refusal::verdict(
+            None,
+            format!(
+                "a prune would remove {} {name}, which {} needs and does not use now: remove \
+                 other {}s by name",
+                resource_word(resource),
+                holders.join(", "),
+                resource_word(resource)
+            ),
+        ),
     }
 }
 
@@ -372,6 +460,7 @@ fn renamed(state: &State, claims: Claims, plan: &Plan, target: &Observed, to: &s
         image: target.image.clone(),
         labels: target.labels.clone(),
         shares_processes_of: None,
+        through_libpod: false,
     };
     if let Verdict::Refuse(r) = created(state, claims, &as_created, &|| plan.clone()) {
         return Verdict::Refuse(r);
@@ -402,6 +491,7 @@ pub fn admit(
         image: created_as.image.clone(),
         labels: created_as.labels.clone(),
         shares_processes_of: None,
+        through_libpod: false,
     };
     if let Verdict::Refuse(r) = created(state, claims, &create, &|| plan::plan(state, observed)) {
         return Verdict::Refuse(r);
@@ -454,6 +544,18 @@ fn created(state: &State, claims: Claims, create: &Create, plan: &dyn Fn() -> Pl
     let claimed = Orchestrator::owning(create.labels.keys().map(String::as_str));
     if let Some(entry) = name.and_then(|n| holder(state, n)) {
         let name = name.unwrap_or_default();
+        if create.through_libpod {
+            return Refusal::verdict(
+                Some(name),
+                format!(
+                    "container {name} takes a name on this host's list through Podman's own \
+                     API, whose options (IPC, user and cgroup namespaces, overlay mounts, ...) \
+                     the comparison with the record of {} cannot see: create it through the \
+                     Docker-compatible API, as enforce does",
+                    entry.name
+                ),
+            );
+        }
         if !state.scope.contains(&create.labels) {
             return Refusal::verdict(
                 Some(name),

@@ -701,3 +701,82 @@ fn an_orchestrators_labels_exempt_a_create_only_where_it_is_known_to_run() {
         "{v:?}"
     );
 }
+
+#[test]
+fn the_volumes_and_networks_a_record_names_are_protected() {
+    let mut web = entry("web");
+    web.spec
+        .host_config
+        .insert("Binds".into(), json!(["data:/data", "/srv:/srv"]));
+    web.spec.networks.insert("front".into(), Default::default());
+    web.spec
+        .networks
+        .insert("bridge".into(), Default::default());
+    let state = state(vec![web], &[], &[]);
+    let running = [live(&state, "web", &[])];
+    use crate::guard::route::Resource;
+    let create = |resource, name: &str| Request::CreateResource {
+        resource,
+        name: name.into(),
+    };
+    for (resource, name) in [(Resource::Volume, "data"), (Resource::Network, "front")] {
+        let v = judge(&state, &create(resource, name), &[], &running);
+        assert!(refused(&v).contains("the record of web names it"), "{v:?}");
+        let removal = Request::RemoveWithUsers {
+            resource,
+            name: name.into(),
+            effect: Operation::Remove,
+        };
+        let v = judge(&state, &removal, &[], &running);
+        assert!(refused(&v).contains("the record of web names it"), "{v:?}");
+    }
+    for (resource, name) in [
+        (Resource::Volume, "other"),
+        (Resource::Network, "bridge"),
+        (Resource::Volume, "/srv"),
+    ] {
+        assert_eq!(
+            judge(&state, &create(resource, name), &[], &running),
+            Verdict::Allow
+        );
+    }
+    // A prune takes what a missing (or, for networks, stopped) listed container needs.
+    let prune = |resource| Request::PruneResources { resource };
+    assert_eq!(
+        judge(&state, &prune(Resource::Network), &[], &running),
+        Verdict::Allow
+    );
+    assert_eq!(
+        judge(&state, &prune(Resource::Volume), &[], &running),
+        Verdict::Allow
+    );
+    let stopped_web = [stopped(live(&state, "web", &[]))];
+    let v = judge(&state, &prune(Resource::Network), &[], &stopped_web);
+    assert!(
+        refused(&v).contains("a prune would remove network front"),
+        "{v:?}"
+    );
+    assert_eq!(
+        judge(&state, &prune(Resource::Volume), &[], &stopped_web),
+        Verdict::Allow
+    );
+    let v = judge(&state, &prune(Resource::Volume), &[], &[]);
+    assert!(
+        refused(&v).contains("a prune would remove volume data"),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn a_listed_name_is_not_taken_through_podmans_own_api() {
+    let state = state(vec![entry("web")], &[], &[]);
+    let create = Request::Create(Some(Create {
+        name: Some("web".into()),
+        image: "img:1".into(),
+        labels: Default::default(),
+        shares_processes_of: None,
+        through_libpod: true,
+    }));
+    let v = judge(&state, &create, &[], &[]);
+    assert!(refused(&v).contains("through Podman's own API"), "{v:?}");
+}

@@ -46,6 +46,11 @@ const BODY_BUDGET_KIB: usize = 32 << 10;
 /// The most a client connection buffers of what it was sent (headers must fit).
 const READ_BUFFER: usize = 64 << 10;
 
+/// Client connections served at once; each holds one to the engine too. One over it is
+/// answered 503 and closed at once, so a flood of connections cannot take the guard's file
+/// descriptors (and with them, every client) or its memory.
+pub const MAX_CLIENTS: usize = 1024;
+
 /// How long a client has to send its request's headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -111,6 +116,7 @@ pub async fn serve(listener: UnixListener, upstream: Upstream, guard: Arc<Guard>
         guard,
         budget: Arc::new(Semaphore::new(BODY_BUDGET_KIB)),
     });
+    let clients = Arc::new(Semaphore::new(MAX_CLIENTS));
     let mut failures = crate::ops::accept::Failures::new("guard");
     loop {
         let stream = match listener.accept().await {
@@ -131,9 +137,17 @@ pub async fn serve(listener: UnixListener, upstream: Upstream, guard: Arc<Guard>
                 pid: c.pid(),
             })
             .unwrap_or_default();
+        let Ok(slot) = Arc::clone(&clients).try_acquire_owned() else {
+            tokio::task::spawn_local(turn_away(stream));
+            continue;
+        };
         // Local: a decision's engine reads are not `Send` (a rustc limit on their
         // borrowed streams), and the guard runs on one thread anyway.
-        tokio::task::spawn_local(client(stream, peer, Arc::clone(&shared)));
+        let shared = Arc::clone(&shared);
+        tokio::task::spawn_local(async move {
+            client(stream, peer, shared).await;
+            drop(slot);
+        });
     }
 }
 
@@ -143,6 +157,21 @@ struct Shared {
     guard: Arc<Guard>,
     /// `BODY_BUDGET_KIB` permits: one per KiB of body held.
     budget: Arc<Semaphore>,
+}
+
+/// Answer a connection over `MAX_CLIENTS` with a 503 and close it; a client that does not
+/// read the answer within a second is dropped all the same.
+async fn turn_away(mut stream: UnixStream) {
+    use tokio::io::AsyncWriteExt;
+    let body = format!(
+        r#"{{"message":"guestlist guard: {MAX_CLIENTS} clients are connected; try again"}}"#
+    );
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: \
+         {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(answer.as_bytes())).await;
 }
 
 /// One client connection, and the engine connection that goes with it.
@@ -233,7 +262,7 @@ async fn handle(
         Answer::Missing(reference) => return missing(&reference, dialect),
     };
     let mut body = body;
-    let mut admit = false;
+    let mut admit = None;
     if let Some(pass) = &pass {
         match pass.target.parse() {
             Ok(uri) => parts.uri = uri,
@@ -252,11 +281,11 @@ async fn handle(
         admit = pass.admit;
     }
     let request = Request::from_parts(parts, body);
-    if !admit {
+    let Some(made) = admit else {
         let response = forward(request, &method, &target, shared, engine).await;
         drop(held);
         return response;
-    }
+    };
     // A create and the measure of what it made run to their end on a task of their own: a
     // client that hangs up once the request is sent must not leave the container unmeasured.
     let (shared, engine) = (Arc::clone(shared), Arc::clone(engine));
@@ -276,7 +305,7 @@ async fn handle(
             peer,
             user: None,
         };
-        admitted(response, &shared.guard, &received).await
+        admitted(response, &shared.guard, &received, made).await
     });
     match created.await {
         Ok(response) => response,
@@ -293,6 +322,7 @@ async fn admitted(
     response: Response<Body>,
     guard: &Guard,
     received: &Received<'_>,
+    made: super::Made,
 ) -> Response<Body> {
     let (parts, body) = response.into_parts();
     let bytes = match body.collect().await {
@@ -306,7 +336,7 @@ async fn admitted(
         .ok()
         .and_then(|v| v["Id"].as_str().map(String::from));
     if let Some(id) = id {
-        if let super::policy::Verdict::Refuse(r) = guard.admit(&id, received).await {
+        if let super::policy::Verdict::Refuse(r) = guard.admit(made, &id, received).await {
             return answer(StatusCode::FORBIDDEN, &r.message);
         }
     }

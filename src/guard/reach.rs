@@ -72,9 +72,13 @@ impl Guard {
                 reached.affected.extend(others);
             }
             Request::RemoveWithUsers { resource, name, .. } => {
+                // Judged by the name it resolves to, sent on by its full name or id.
                 let (filter, canonical) = match resource {
-                    Resource::Volume => ("volume", engine.volume_name(name).await?),
-                    Resource::Network => ("network", engine.network_id(name).await?),
+                    Resource::Volume => {
+                        let found = engine.volume_name(name).await?;
+                        ("volume", found.map(|n| (n.clone(), n)))
+                    }
+                    Resource::Network => ("network", engine.network(name).await?),
                     Resource::Image => {
                         let users = self
                             .image_users(engine, state, std::slice::from_ref(name))
@@ -83,13 +87,21 @@ impl Guard {
                         return Ok(reached);
                     }
                 };
-                // What the name resolves to is what is judged, and sent on.
-                if let Some(canonical) = canonical {
-                    let users = engine
-                        .list_where(&state.scope, Some((filter, &canonical)))
-                        .await?;
+                if let Some((id, full_name)) = canonical {
+                    let users = engine.list_where(&state.scope, Some((filter, &id))).await?;
                     reached.affected = users.into_iter().map(listed_as_observed).collect();
-                    reached.resolved = Some(canonical);
+                    reached.resolved = Some(id);
+                    *name = full_name;
+                }
+            }
+            Request::PodCreate {
+                infra: Some(create),
+            } if !create.image.is_empty() => {
+                // The infra container gets its image's labels too.
+                if let Some(image) = engine.image(&create.image).await.ok().flatten() {
+                    for (key, value) in request::string_map(&image.config["Labels"]) {
+                        create.labels.entry(key).or_insert(value);
+                    }
                 }
             }
             Request::Create(Some(create)) => {

@@ -58,31 +58,44 @@ impl Judged<'_> {
             name,
             image: image.unwrap_or_default(),
             labels,
-            shares_processes_of: shared_processes(&body, self.routed.libpod),
+            shares_processes_of: shared_processes(&body, self.routed.libpod)?,
+            through_libpod: self.routed.libpod,
         })
     }
 }
 
 /// The container whose process namespace a create joins: `HostConfig.PidMode`
-/// `container:X`, or Podman's `pidns` `{"nsmode": "container", "value": X}`.
-fn shared_processes(body: &Object, libpod: bool) -> Option<String> {
+/// `container:X`, or Podman's `pidns` `{"nsmode": "container", "value": X}`. Joining one by
+/// its path (Podman's `ns:/proc/N/ns/pid`) names no container the guard could judge: refused.
+fn shared_processes(body: &Object, libpod: bool) -> Result<Option<String>, String> {
+    let by_path = || {
+        Err(
+            "a create that joins a process namespace by its path: the guard cannot tell whose \
+             processes it could kill"
+                .to_string(),
+        )
+    };
     let joined = match libpod {
         false => {
-            let host = body.field("HostConfig")?.as_object_ref()?;
-            host.field("PidMode")?
-                .as_str()?
-                .strip_prefix("container:")?
-                .to_string()
+            let host = body.field("HostConfig").and_then(Json::as_object_ref);
+            let mode = host.and_then(|h| h.field("PidMode")).and_then(Json::as_str);
+            match mode.unwrap_or_default().split_once(':') {
+                Some(("container", joined)) => joined.to_string(),
+                Some(("ns", _)) => return by_path(),
+                _ => return Ok(None),
+            }
         }
         true => {
-            let pidns = body.field("pidns")?.as_object_ref()?;
-            match pidns.field("nsmode")?.as_str()? {
-                "container" => pidns.field("value")?.as_str()?.to_string(),
-                _ => return None,
+            let pidns = body.field("pidns").and_then(Json::as_object_ref);
+            let field = |k: &str| pidns.and_then(|p| p.field(k)).and_then(Json::as_str);
+            match field("nsmode").unwrap_or_default() {
+                "container" => field("value").unwrap_or_default().to_string(),
+                "path" => return by_path(),
+                _ => return Ok(None),
             }
         }
     };
-    Some(joined).filter(|j| !j.is_empty())
+    Ok(Some(joined).filter(|j| !j.is_empty()))
 }
 
 /// HostConfig's fields (with Resources') as Docker 26 knows them, and the wrapper's `Cpuset`.

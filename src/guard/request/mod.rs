@@ -39,6 +39,9 @@ pub struct Create {
     /// The container whose process namespace it would join (`--pid container:X`), from which
     /// it could kill X's processes.
     pub shares_processes_of: Option<String>,
+    /// Made through Podman's own API, whose options the comparison with a record cannot all
+    /// see (Podman's compatible inspect leaves them out).
+    pub through_libpod: bool,
 }
 
 /// What a request does, as far as the list is concerned.
@@ -68,6 +71,10 @@ pub enum Request {
         name: String,
         effect: Operation,
     },
+    /// Creates the volume or network `name`.
+    CreateResource { resource: Resource, name: String },
+    /// Removes every unused volume or network.
+    PruneResources { resource: Resource },
     /// Podman's batch image removal: these images, or all of them.
     RemoveImages { images: Vec<String>, all: bool },
     /// An operation on each container of a Podman pod.
@@ -117,7 +124,8 @@ impl Request {
                 op => op.word(),
             },
             Request::Run { run, .. } => run.word(),
-            Request::Prune => "prune",
+            Request::Prune | Request::PruneResources { .. } => "prune",
+            Request::CreateResource { .. } => "create",
             Request::RemoveWithUsers { .. } | Request::RemoveImages { .. } => "remove",
             Request::Pod { .. } => "pod",
             Request::Plugin { .. } => "plugin",
@@ -134,7 +142,10 @@ pub fn wants_body(method: &str, raw_target: &str, dialect: Dialect) -> bool {
     };
     matches!(
         route::find(method, &target.path, dialect).map(|r| r.endpoint),
-        Ok(Endpoint::Create | Endpoint::Network(_) | Endpoint::PodCreate)
+        Ok(Endpoint::Create
+            | Endpoint::Network(_)
+            | Endpoint::PodCreate
+            | Endpoint::CreateResource(_))
     )
 }
 
@@ -303,6 +314,19 @@ impl Judged<'_> {
         let query = Query::parse(self.query)?;
         Ok(match self.routed.endpoint {
             Endpoint::Harmless => Request::Harmless,
+            Endpoint::CreateResource(resource) => {
+                let body = self.json_body()?;
+                // dockerd and Podman both read `Name` (folded); an empty one is a random name.
+                let name = body
+                    .field("Name")
+                    .and_then(Json::as_str)
+                    .unwrap_or_default();
+                Request::CreateResource {
+                    resource,
+                    name: name.to_string(),
+                }
+            }
+            Endpoint::PruneResources(resource) => Request::PruneResources { resource },
             Endpoint::Create => {
                 let body = match self.incoming.body {
                     None => return Ok(Request::Create(None)),
@@ -415,12 +439,14 @@ impl Judged<'_> {
                     .and_then(Json::as_str)
                     .filter(|n| !n.is_empty())
                     .map(String::from);
+                let image = body.field("infra_image").and_then(Json::as_str);
                 Request::PodCreate {
                     infra: infra.then(|| Create {
                         name,
-                        image: String::new(),
+                        image: image.unwrap_or_default().to_string(),
                         labels,
                         shares_processes_of: None,
+                        through_libpod: true,
                     }),
                 }
             }

@@ -137,8 +137,6 @@ fn each_container_operation_is_read() {
         ("POST", "/containers/web/attach?stream=1"),
         ("POST", "/exec/abc/start"),
         ("DELETE", "/images/busybox"),
-        ("POST", "/networks/create"),
-        ("DELETE", "/volumes/data"),
         ("POST", "/images/create?fromImage=busybox"),
         ("POST", "/build"),
     ] {
@@ -148,6 +146,32 @@ fn each_container_operation_is_read() {
             "{method} {target}"
         );
     }
+    // Volumes and networks a record may name.
+    assert_eq!(
+        docker(
+            "POST",
+            "/networks/create",
+            Some(r#"{"name":"front","Internal":true}"#)
+        ),
+        Request::CreateResource {
+            resource: Resource::Network,
+            name: "front".into()
+        }
+    );
+    assert_eq!(
+        docker("DELETE", "/volumes/data", None),
+        Request::RemoveWithUsers {
+            resource: Resource::Volume,
+            name: "data".into(),
+            effect: Operation::Remove,
+        }
+    );
+    assert_eq!(
+        docker("POST", "/networks/prune", None),
+        Request::PruneResources {
+            resource: Resource::Network
+        }
+    );
 }
 
 #[test]
@@ -234,6 +258,7 @@ fn a_create_is_read_from_query_and_body_as_the_engine_reads_them() {
             image: "busybox:1".into(),
             labels: HashMap::from([("team".into(), "web".into())]),
             shares_processes_of: None,
+            through_libpod: false,
         }))
     );
     let folded = r#"{"IMAGE":"busybox:1","labels":{"team":"web"}}"#;
@@ -241,6 +266,8 @@ fn a_create_is_read_from_query_and_body_as_the_engine_reads_them() {
         docker("POST", "/containers/create?name=%2Fweb", Some(folded)),
         docker("POST", "/containers/create?name=web", Some(body))
     );
+    let by_path = r#"{"Image":"i","HostConfig":{"PidMode":"ns:/proc/1/ns/pid"}}"#;
+    assert!(refusal(docker("POST", "/containers/create", Some(by_path))).contains("by its path"));
     let joined = r#"{"Image":"i","hostconfig":{"PidMode":"container:web"}}"#;
     match docker("POST", "/containers/create", Some(joined)) {
         Request::Create(Some(c)) => assert_eq!(c.shares_processes_of.as_deref(), Some("web")),

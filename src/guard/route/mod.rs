@@ -52,6 +52,8 @@ pub enum Run {
     Unpause,
     /// Podman's restore of a checkpointed container.
     Restore,
+    /// Podman's init: the container is set up, not run, but what it depends on is started.
+    Init,
 }
 
 impl Run {
@@ -61,6 +63,7 @@ impl Run {
             Run::Restart => "restart",
             Run::Unpause => "unpause",
             Run::Restore => "restore",
+            Run::Init => "initialize",
         }
     }
 }
@@ -89,6 +92,12 @@ pub enum Endpoint {
     Pod(PodOperation),
     /// Podman's pod create: an infra container, unless the body says none.
     PodCreate,
+    /// Creates a volume or network (its name in the body): one a record names must stay as
+    /// the engine made it for that container.
+    CreateResource(Resource),
+    /// Removes the unused volumes or networks, among them those of a listed container that is
+    /// stopped or missing.
+    PruneResources(Resource),
     /// Podman's kube play and kube down (create and remove what a YAML document names), and
     /// quadlets (systemd units that run containers).
     Kube,

@@ -156,7 +156,7 @@ pub(super) const ROUTES: &[Route] = &[
     route("PUT", "/containers/{}/archive", Compat, E::Harmless),
     route("PUT", "/containers/{}/archive", Libpod, E::Harmless),
     route("POST", "/containers/{}/copy", Docker, E::Harmless),
-    route("POST", "/containers/{}/init", Libpod, E::Harmless),
+    route("POST", "/containers/{}/init", Libpod, E::Run(Run::Init)),
     route("POST", "/containers/{}/mount", Libpod, E::Harmless),
     route("POST", "/containers/{}/unmount", Libpod, E::Harmless),
     route(
@@ -173,10 +173,30 @@ pub(super) const ROUTES: &[Route] = &[
     route("POST", "/commit", Compat, E::Harmless),
     route("POST", "/commit", Libpod, E::Harmless),
     // Networks.
-    route("POST", "/networks/create", Compat, E::Harmless),
-    route("POST", "/networks/create", Libpod, E::Harmless),
-    route("POST", "/networks/prune", Compat, E::Harmless),
-    route("POST", "/networks/prune", Libpod, E::Harmless),
+    route(
+        "POST",
+        "/networks/create",
+        Compat,
+        E::CreateResource(Resource::Network),
+    ),
+    route(
+        "POST",
+        "/networks/create",
+        Libpod,
+        E::CreateResource(Resource::Network),
+    ),
+    route(
+        "POST",
+        "/networks/prune",
+        Compat,
+        E::PruneResources(Resource::Network),
+    ),
+    route(
+        "POST",
+        "/networks/prune",
+        Libpod,
+        E::PruneResources(Resource::Network),
+    ),
     route("POST", "/networks/{}/connect", Compat, E::Network(true)),
     route("POST", "/networks/{}/connect", Libpod, E::Network(true)),
     route("POST", "/networks/{}/disconnect", Compat, E::Network(false)),
@@ -236,12 +256,38 @@ pub(super) const ROUTES: &[Route] = &[
     route("POST", "/grpc", Docker, E::Harmless),
     route("POST", "/auth", Compat, E::Harmless),
     // Volumes: only Podman's own API removes a volume's users, with `force`.
-    route("POST", "/volumes/create", Compat, E::Harmless),
-    route("POST", "/volumes/create", Libpod, E::Harmless),
-    route("POST", "/volumes/prune", Compat, E::Harmless),
-    route("POST", "/volumes/prune", Libpod, E::Harmless),
+    route(
+        "POST",
+        "/volumes/create",
+        Compat,
+        E::CreateResource(Resource::Volume),
+    ),
+    route(
+        "POST",
+        "/volumes/create",
+        Libpod,
+        E::CreateResource(Resource::Volume),
+    ),
+    route(
+        "POST",
+        "/volumes/prune",
+        Compat,
+        E::PruneResources(Resource::Volume),
+    ),
+    route(
+        "POST",
+        "/volumes/prune",
+        Libpod,
+        E::PruneResources(Resource::Volume),
+    ),
     route("PUT", "/volumes/{_}", Docker, E::Harmless),
-    route("DELETE", "/volumes/{}", Compat, E::Harmless),
+    // dockerd refuses to remove a volume a container uses; Podman's compatible removal too.
+    route(
+        "DELETE",
+        "/volumes/{}",
+        Compat,
+        E::RemoveWithUsers(Resource::Volume, Operation::Remove),
+    ),
     route(
         "DELETE",
         "/volumes/{}",

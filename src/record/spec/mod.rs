@@ -151,6 +151,51 @@ pub fn dependencies(spec: &ContainerSpec) -> Vec<(String, bool)> {
     out
 }
 
+/// The volumes a record names: named sources of `Binds` and of volume `Mounts`, and its
+/// anonymous volumes by the name that holds their data.
+pub fn volume_names(spec: &ContainerSpec) -> Vec<String> {
+    let host = &spec.host_config;
+    let binds = host.get("Binds").map(strings).unwrap_or_default();
+    let named = binds
+        .into_iter()
+        .filter_map(|b| b.split(':').next())
+        .filter(|source| !source.is_empty() && !source.starts_with('/'))
+        .map(String::from);
+    let mounts = host
+        .get("Mounts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten();
+    let mounted = mounts
+        .filter(|m| m["Type"].as_str() == Some("volume"))
+        .filter_map(|m| m["Source"].as_str())
+        .filter(|source| !source.is_empty())
+        .map(String::from);
+    let anonymous = spec.anonymous_volumes.iter().map(|v| v.name.clone());
+    let mut names: Vec<String> = named.chain(mounted).chain(anonymous).collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The networks a record attaches to that someone made (not the engine's own `bridge`,
+/// `host`, `none`, Podman's `podman`).
+pub fn user_networks(spec: &ContainerSpec) -> Vec<String> {
+    let builtin = ["bridge", "host", "none", "default", "podman"];
+    let mode = spec.host_config.get("NetworkMode").and_then(Value::as_str);
+    let mut names: Vec<String> = spec
+        .networks
+        .keys()
+        .map(String::as_str)
+        .chain(mode.filter(|m| !m.starts_with("container:")))
+        .filter(|n| !builtin.contains(n))
+        .map(String::from)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// A JSON object's fields; anything else has none.
 pub(super) fn object(value: &Value) -> Map<String, Value> {
     value.as_object().cloned().unwrap_or_default()
