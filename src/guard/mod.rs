@@ -366,10 +366,16 @@ impl Guard {
                 ..Default::default()
             };
             let mut names = policy::names_to_observe(&state, &Request::Create(Some(create)), &[]);
-            names.insert(created.name.clone());
             let claims = state.claims();
-            let observed =
-                observe::host(engine, &state.scope, claims, Capture::Named(&names)).await?;
+            // Only a container under a listed name (or a replacement's) is compared with a
+            // record, which needs it captured; any other is placed by its inspect alone.
+            let observed = match names.is_empty() {
+                true => Vec::new(),
+                false => {
+                    names.insert(created.name.clone());
+                    observe::host(engine, &state.scope, claims, Capture::Named(&names)).await?
+                }
+            };
             let claims =
                 observe::believed(engine, claims, std::iter::once(&created.labels)).await?;
             let created = observed
