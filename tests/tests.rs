@@ -23,8 +23,14 @@ mod fidelity;
 mod flow;
 /// `guestlist guard`: the socket proxy and the authorization plugin.
 mod guard;
-/// The guard against a hostile client: each way of walking past it, through the proxy.
+/// The guard against a hostile client: how a request is written (targets, parameters, bodies,
+/// references, clients that hang up or trickle), through the proxy.
 mod hostile;
+/// The hostile classes through the authorization plugin, on an engine of the test's own.
+mod hostile_plugin;
+/// The guard against a hostile client: what a request reaches (listed names, extras, claims,
+/// removals and starts that take others along), through the proxy.
+mod hostile_reach;
 /// `--notify`: notifications to a real receiver, once per situation, never in the way.
 mod notify;
 /// Metrics, and the contrib files checked by the tools that read them.
