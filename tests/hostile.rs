@@ -101,14 +101,13 @@ fn request_targets_are_read_as_the_engine_routes_them() {
         image::test_image(),
         sb.prefix
     );
-    let json = [("Content-Type", "application/json")];
     for target in [
         format!("/containers%2Fcreate?name={extra}"),
         format!("/v1.41%2Fcontainers%2Fcreate?name={extra}"),
         format!("http://d/v1.41/containers/create?name={extra}"),
         format!("/containers/create?name={extra}#"),
     ] {
-        let answer = raw::request(&socket, "POST", &target, &json, Some(body.as_bytes()));
+        let answer = raw::post_json(&socket, &target, body.as_bytes());
         not_through(&answer, &target);
         no_container(&sb, "extra", &target);
     }

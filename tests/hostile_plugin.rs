@@ -77,13 +77,12 @@ fn plugin_holds_against_each_class() {
         r#"{{"Image":"{tag}","Labels":{{"{LABEL}":"{}"}}}}"#,
         sb.prefix
     );
-    let json = [("Content-Type", "application/json")];
     for target in [
         format!("/containers%2Fcreate?name={extra}-2"),
         format!("http://d/containers/create?name={extra}-2"),
         format!("/containers/create?name={extra}-2&x=/auth"),
     ] {
-        let answer = raw::request(&socket, "POST", &target, &json, Some(body.as_bytes()));
+        let answer = raw::post_json(&socket, &target, body.as_bytes());
         not_through(&answer, &target);
         assert!(!engine
             .docker_output(&["inspect", &format!("{extra}-2")])

@@ -310,14 +310,7 @@ fn removals_that_take_containers_along_are_judged_by_them() {
             r#"{{"name":"{}-pod","labels":{{"{LABEL}":"{}"}}}}"#,
             sb.prefix, sb.prefix
         );
-        let json = [("Content-Type", "application/json")];
-        let answer = raw::request(
-            &socket,
-            "POST",
-            "/v4.0.0/libpod/pods/create",
-            &json,
-            Some(body.as_bytes()),
-        );
+        let answer = raw::post_json(&socket, "/v4.0.0/libpod/pods/create", body.as_bytes());
         assert_eq!(answer.status, 403, "{answer:?}");
         assert!(answer.body.contains("infra container"), "{answer:?}");
     }
@@ -431,15 +424,8 @@ fn what_a_start_or_a_create_reaches_besides_its_container_is_judged() {
         sb.name("ok-dep"),
         sb.prefix
     );
-    let json = [("Content-Type", "application/json")];
     let socket = socket_of(&url);
-    let answer = raw::request(
-        &socket,
-        "POST",
-        "/v4.0.0/libpod/containers/create",
-        &json,
-        Some(body.as_bytes()),
-    );
+    let answer = raw::post_json(&socket, "/v4.0.0/libpod/containers/create", body.as_bytes());
     assert_eq!(answer.status, 201, "{answer:?}");
     for verb in ["start", "init"] {
         let target = format!("/v4.0.0/libpod/containers/{}/{verb}", sb.name("ok-dep"));
@@ -459,13 +445,7 @@ fn what_a_start_or_a_create_reaches_besides_its_container_is_judged() {
         sb.name("web"),
         sb.prefix
     );
-    let answer = raw::request(
-        &socket,
-        "POST",
-        "/v4.0.0/libpod/containers/create",
-        &json,
-        Some(body.as_bytes()),
-    );
+    let answer = raw::post_json(&socket, "/v4.0.0/libpod/containers/create", body.as_bytes());
     assert_eq!(answer.status, 403, "{answer:?}");
     assert!(answer.body.contains("Podman's own API"), "{answer:?}");
     let pod = format!(
@@ -474,13 +454,7 @@ fn what_a_start_or_a_create_reaches_besides_its_container_is_judged() {
         sb.prefix,
         sb.name("web")
     );
-    let answer = raw::request(
-        &socket,
-        "POST",
-        "/v4.0.0/libpod/pods/create",
-        &json,
-        Some(pod.as_bytes()),
-    );
+    let answer = raw::post_json(&socket, "/v4.0.0/libpod/pods/create", pod.as_bytes());
     assert_eq!(answer.status, 403, "{answer:?}");
     assert!(!sb.exists("web"));
 }

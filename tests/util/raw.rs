@@ -64,9 +64,13 @@ pub fn request(
 
 /// A JSON create through `socket`, named by the query.
 pub fn create(socket: &Path, name: &str, body: &[u8]) -> Answer {
-    let target = format!("/containers/create?name={name}");
+    post_json(socket, &format!("/containers/create?name={name}"), body)
+}
+
+/// A POST of a JSON body through `socket`.
+pub fn post_json(socket: &Path, target: &str, body: &[u8]) -> Answer {
     let json = [("Content-Type", "application/json")];
-    request(socket, "POST", &target, &json, Some(body))
+    request(socket, "POST", target, &json, Some(body))
 }
 
 fn parse_all(mut bytes: &[u8]) -> Vec<Answer> {
