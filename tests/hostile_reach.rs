@@ -132,6 +132,11 @@ fn an_extra_is_never_made_to_run() {
         "it is not on this host's list",
         "unpause an extra",
     );
+    refused(
+        through(&url, &["update", "--restart", "always", &created], None),
+        "a restart policy would make it run",
+        "update an extra's restart policy",
+    );
     for (short, status) in [
         ("created", "created"),
         ("exited", "exited"),

@@ -182,6 +182,17 @@ pub fn decide(state: &State, request: &Request, seen: &Seen<'_>) -> Verdict {
             if let Some(refusal) = refusal {
                 return refusal;
             }
+            // An extra's restart policy would make it run at the engine's next start.
+            if *operation == Operation::Update && is_extra(state, target) {
+                return Refusal::verdict(
+                    Some(&target.name),
+                    format!(
+                        "refusing to update container {}: it is not on this host's list (an \
+                         extra, which enforce removes), and a restart policy would make it run",
+                        target.name
+                    ),
+                );
+            }
             match (operation, to) {
                 (Operation::Rename, Some(to)) => renamed(state, seen.claims, &plan, target, to),
                 _ => Verdict::Allow,
