@@ -312,10 +312,9 @@ pub struct PassArgs {
         value_name = "URL",
         env = "GUESTLIST_NOTIFY",
         hide_env_values = true,
-        value_delimiter = ',',
-        value_parser = parse_receiver
+        value_parser = parse_receivers
     )]
-    pub notify: Vec<Receiver>,
+    pub notify: Vec<Receivers>,
 
     /// Tell a situation that lasts (a failure, a crash loop, a refused pass, drift a dry run
     /// found) again at most this often
@@ -323,19 +322,53 @@ pub struct PassArgs {
     pub notify_repeat: std::time::Duration,
 }
 
-/// A `--notify` value: an http or https URL, or nothing (`GUESTLIST_NOTIFY=` set empty by a
-/// compose file or a unit that passes it through).
+/// One `--notify` value (or `GUESTLIST_NOTIFY`): one or more http or https URLs, several
+/// separated by a comma before `http://` or `https://` (so a comma inside a URL, `?ids=1,2`,
+/// stays in it), or nothing (set empty by a compose file or a unit that passes it through).
+/// A URL is a credential: a value that does not parse is kept as the reason only, and told
+/// when the notifier is made (`Receivers::urls`), never with the value itself (clap would
+/// print the value in its own error).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Receiver(pub Option<reqwest::Url>);
+pub struct Receivers(pub Vec<Result<reqwest::Url, String>>);
 
-fn parse_receiver(text: &str) -> Result<Receiver, String> {
-    if text.trim().is_empty() {
-        return Ok(Receiver(None));
+fn parse_receivers(text: &str) -> Result<Receivers, String> {
+    let mut parts = Vec::new();
+    let mut rest = text.trim();
+    while !rest.is_empty() {
+        let next = [",http://", ",https://"]
+            .iter()
+            .filter_map(|sep| rest.find(sep))
+            .min()
+            .unwrap_or(rest.len());
+        parts.push(rest[..next].trim());
+        rest = rest.get(next + 1..).unwrap_or_default();
     }
-    let url = reqwest::Url::parse(text.trim()).map_err(|e| format!("not a URL: {e}"))?;
+    Ok(Receivers(parts.into_iter().map(receiver).collect()))
+}
+
+fn receiver(text: &str) -> Result<reqwest::Url, String> {
+    // Only what comes before `://` may be shown: the rest may hold a password or a token.
+    let scheme = text.split_once("://").map_or("", |(s, _)| s);
+    let shown = match scheme.chars().all(|c| c.is_ascii_alphanumeric()) && !scheme.is_empty() {
+        true => format!("a value starting with {scheme}://"),
+        false => "a value".to_string(),
+    };
+    let url = reqwest::Url::parse(text).map_err(|e| format!("{shown} is not a URL ({e})"))?;
     match (url.scheme(), url.host_str()) {
-        ("http" | "https", Some(_)) => Ok(Receiver(Some(url))),
-        _ => Err("must be an http:// or https:// URL".into()),
+        ("http" | "https", Some(_)) => Ok(url),
+        _ => Err(format!("{shown} is not an http:// or https:// URL")),
+    }
+}
+
+impl Receivers {
+    /// Every URL, or the first value that is none (its reason, the value left out).
+    pub fn urls(all: &[Receivers]) -> Result<Vec<reqwest::Url>, String> {
+        all.iter().flat_map(|r| r.0.iter().cloned()).collect()
+    }
+
+    /// Whether some value was given that names no receiver at all (`--notify ''`).
+    pub fn any_empty(all: &[Receivers]) -> bool {
+        all.iter().any(|r| r.0.is_empty())
     }
 }
 
@@ -380,12 +413,29 @@ mod tests {
             "hooks.slack.com/services/x",
             "mailto:a@b",
         ] {
-            assert!(parse_receiver(bad).is_err(), "{bad}");
+            assert!(parse_receivers(bad).unwrap().0[0].is_err(), "{bad}");
         }
+        let one = parse_receivers(" https://hooks.slack.com/services/T/B/X ").unwrap();
+        assert_eq!(one.0.len(), 1);
+        assert!(one.0[0].is_ok());
+        assert_eq!(parse_receivers(""), Ok(Receivers(Vec::new())));
+    }
+
+    #[test]
+    fn a_url_is_never_shown_in_an_error_and_a_comma_inside_one_stays() {
+        let bad = parse_receivers("https://user:s3cret@host:99999/hook?token=abc").unwrap();
+        let reason = bad.0[0].clone().unwrap_err();
         assert!(
-            parse_receiver(" https://hooks.slack.com/services/T/B/X ").is_ok_and(|r| r.0.is_some())
+            !reason.contains("s3cret") && !reason.contains("abc"),
+            "{reason}"
         );
-        assert_eq!(parse_receiver(""), Ok(Receiver(None)));
+        assert!(reason.contains("https://"), "{reason}");
+        let hidden = parse_receivers("s3cret-token-only").unwrap();
+        assert!(!hidden.0[0].clone().unwrap_err().contains("s3cret"));
+        let listed = parse_receivers("https://a/x?ids=1,2,https://b/y,http://c/z").unwrap();
+        let urls = Receivers::urls(&[listed]).unwrap();
+        let shown: Vec<&str> = urls.iter().map(|u| u.as_str()).collect();
+        assert_eq!(shown, ["https://a/x?ids=1,2", "https://b/y", "http://c/z"]);
     }
 
     #[test]

@@ -624,3 +624,58 @@ fn a_damaged_memory_of_what_was_told_is_a_warning_and_is_written_afresh() {
     let (_, _, stderr) = sb.gl(&["enforce", "--notify", &receiver.url()]);
     assert!(!stderr.contains("damaged"), "{stderr}");
 }
+
+/// A receiver's URL is a credential wherever it is given. See: issue 24, point 5.
+#[test]
+fn a_receiver_url_is_never_echoed_and_a_comma_in_one_stays_in_it() {
+    let sb = listed(&["intruder"]);
+    for bad in [
+        "https://user:s3cret@example.invalid:99999/hook?token=hunter2",
+        "hunter2-is-not-a-url",
+        "ftp://user:s3cret@example.invalid/hook",
+    ] {
+        let (code, stdout, stderr) = sb.gl(&["enforce", "--notify", bad]);
+        assert_eq!(code, 2, "{bad}: {stderr}");
+        for secret in ["s3cret", "hunter2"] {
+            assert!(
+                !stderr.contains(secret) && !stdout.contains(secret),
+                "{bad}: {stderr}{stdout}"
+            );
+        }
+        assert!(stderr.contains("--notify"), "{stderr}");
+        assert!(
+            sb.exists("intruder"),
+            "a pass ran although --notify was refused"
+        );
+    }
+    // The same through the environment.
+    let out = sb
+        .guestlist()
+        .env(
+            "GUESTLIST_NOTIFY",
+            "https://user:s3cret@example.invalid:99999/x",
+        )
+        .args(["enforce"])
+        .output()
+        .expect("guestlist");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("s3cret"));
+    // A comma inside a URL's query stays in it; an empty value says it sends nothing.
+    let receiver = Receiver::start(Answer::Take);
+    let url = format!("{}&ids=1,2", receiver.url());
+    let (code, _, stderr) = sb.gl(&[
+        "enforce",
+        "--stop-timeout",
+        "0",
+        "--notify",
+        &url,
+        "--notify",
+        "",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(receiver.bodies().len(), 1, "{stderr}");
+    assert!(
+        stderr.contains("is empty: that sends no notification"),
+        "{stderr}"
+    );
+}

@@ -18,7 +18,7 @@ use crate::{observe, plan, report};
 
 pub async fn run(settings: &Settings, args: EnforceArgs) -> Result<Outcome> {
     let options = PassOptions::from_args(&args.pass, settings.audit_path.clone(), true);
-    let notifier = settings.notifier(&args.pass);
+    let notifier = settings.notifier(&args.pass)?;
     let started = Instant::now();
     let mut seen = Seen::default();
     let end = enforce(settings, &options, &mut seen).await;

@@ -167,20 +167,24 @@ impl Settings {
         self.runtime_file("notified.json")
     }
 
-    /// The notifier of `--notify`, if any receiver was given.
-    pub fn notifier(&self, args: &PassArgs) -> Option<Notifier> {
-        let receivers = args
-            .notify
-            .iter()
-            .filter_map(|r| r.0.clone())
-            .map(Receiver::new)
-            .collect();
-        Notifier::new(
-            receivers,
+    /// The notifier of `--notify`, if any receiver was given. A value that is not a URL
+    /// stops the command (its reason is told, the value never: it is a credential); one that
+    /// is empty is said to send nothing.
+    pub fn notifier(&self, args: &PassArgs) -> Result<Option<Notifier>> {
+        let urls = crate::cli::Receivers::urls(&args.notify).map_err(|why| {
+            anyhow::anyhow!("--notify (or GUESTLIST_NOTIFY): {why}").context(Hint(
+                "give http:// or https:// URLs; several are separated by commas".into(),
+            ))
+        })?;
+        if crate::cli::Receivers::any_empty(&args.notify) {
+            tracing::warn!("--notify (or GUESTLIST_NOTIFY) is empty: that sends no notification");
+        }
+        Ok(Notifier::new(
+            urls.into_iter().map(Receiver::new).collect(),
             args.notify_repeat,
             self.notified_path(),
             &self.endpoint,
-        )
+        ))
     }
 
     /// Take the state file's lock, waiting for another guestlist to finish with it.

@@ -68,7 +68,7 @@ pub async fn run(settings: &Settings, args: WatchArgs) -> Result<Outcome> {
         Some(address) => Some(serve_metrics(address).await?),
         None => None,
     };
-    let notices = settings.notifier(&args.pass).map(|notifier| {
+    let notices = settings.notifier(&args.pass)?.map(|notifier| {
         let metrics = metrics.clone();
         notify::Queue::start(
             notifier,
