@@ -220,3 +220,38 @@ fn a_hand_written_entry_is_created_and_then_left_alone() {
         json!("unless-stopped")
     );
 }
+
+/// A name written as inspect shows it, and the environment in another order, are what the
+/// engine runs: no pass acts on them, and two passes never both act. See: issue 24, point 3.
+#[test]
+fn a_slashed_name_and_a_reordered_environment_do_not_flap() {
+    let sb = Sandbox::new();
+    let id = sb.run(
+        "web",
+        &["-e", "A=1", "-e", "B=2", "-e", "C=3"],
+        &["sleep", "600"],
+    );
+    sb.snapshot(&[]);
+    let name = sb.name("web");
+    sb.edit_state(|state| {
+        let entry = &mut state["containers"][0];
+        entry["name"] = json!(format!("/{name}"));
+        entry["spec"]["config"]["Env"] = json!(["C=3", "A=1", "B=2"]);
+    });
+    sb.expect(&["check", &sb.state_path().display().to_string()], 0);
+    sb.expect(&["diff"], 0);
+    for pass in 0..2 {
+        let out = sb.expect(&["enforce"], 0);
+        assert!(
+            !out.contains("replaced") && !out.contains("removed"),
+            "pass {pass}: {out}"
+        );
+    }
+    assert_eq!(sb.id("web"), id);
+    // A name the engine refuses is refused before any pass.
+    sb.edit_state(|state| state["containers"][0]["name"] = json!("we b"));
+    let (code, _, stderr) = sb.gl(&["enforce"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("the engine refuses this name"), "{stderr}");
+    assert_eq!(sb.id("web"), id);
+}

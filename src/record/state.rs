@@ -144,6 +144,13 @@ pub fn parse(text: &str) -> Result<State> {
         ),
     }
     let mut state: State = serde_json::from_str(text).map_err(located)?;
+    // A name written as `docker inspect` shows it (`/web`) is the name the engine gives
+    // (`web`): compared as written, every pass would remove `web` and create `/web` again.
+    for entry in &mut state.containers {
+        if let Some(bare) = entry.name.strip_prefix('/') {
+            entry.name = bare.to_string();
+        }
+    }
     validate(&state)?;
     check_entries(text, &state)?;
     for entry in &mut state.containers {
@@ -201,7 +208,27 @@ fn validate(state: &State) -> Result<()> {
             e.spec.image
         );
     }
+    if let Some(e) = state
+        .containers
+        .iter()
+        .find(|e| !engine_takes_name(&e.name))
+    {
+        bail!(
+            "container {:?}: the engine refuses this name (a letter or digit, then letters, \
+             digits, `_`, `.` or `-`, two characters at least); edit the file to name it so",
+            e.name
+        );
+    }
     Ok(())
+}
+
+/// dockerd's container name rule (`daemon/names.go`): `[a-zA-Z0-9][a-zA-Z0-9_.-]+`. Podman's
+/// also takes one character; a list refused here would fail at the engine anyway on Docker.
+fn engine_takes_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.len() >= 2
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
 /// Write `state` to `path` atomically with mode 0600, creating the directory (0700) if needed.
@@ -264,6 +291,19 @@ impl State {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_name_is_read_as_the_engine_names_it_or_refused() {
+        let text = serde_json::to_string(&sample()).unwrap();
+        let slashed = text.replace(r#""name":"web""#, r#""name":"/web""#);
+        assert_ne!(slashed, text);
+        assert_eq!(parse(&slashed).unwrap().containers[0].name, "web");
+        for bad in ["we b", "web!", "..", "-web", "w", "//web"] {
+            let named = text.replace(r#""name":"web""#, &format!(r#""name":{bad:?}"#));
+            let err = format!("{:#}", parse(&named).unwrap_err());
+            assert!(err.contains("the engine refuses this name"), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn a_list_believes_the_orchestrators_it_names_and_an_older_one_those_it_did() {

@@ -3,7 +3,7 @@
 //! the engine will report the container it creates (`as_created`, when a pass compares); then
 //! `diff` names the fields that differ. Pure: no IO.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
@@ -241,6 +241,18 @@ fn without_compose_labels(
 /// CLI's `-v /path` sends one, Compose 2 mounts the same volume without it.
 fn comparable_config(config: &Map<String, Value>, spec: &ContainerSpec) -> Map<String, Value> {
     let mut config = config.clone();
+    // The environment as the process sees it: by name, the last value of a name winning. The
+    // docker CLI does not keep the order of `-e`, and the same variables in another order are
+    // the same environment.
+    if let Some(Value::Array(env)) = config.get_mut("Env") {
+        let mut by_name: BTreeMap<String, Value> = BTreeMap::new();
+        for entry in env.iter() {
+            let text = entry.as_str().unwrap_or_default();
+            let name = text.split_once('=').map_or(text, |(n, _)| n);
+            by_name.insert(name.to_string(), entry.clone());
+        }
+        *env = by_name.into_values().collect();
+    }
     if let Some(Value::Object(volumes)) = config.get_mut("Volumes") {
         volumes.retain(|path, _| {
             !spec
@@ -266,6 +278,22 @@ fn comparable_host(host: &Map<String, Value>) -> Map<String, Value> {
             items.sort_by_key(|item| item.to_string());
         }
     }
+    // Lists the engine treats as sets: each item once, their order meaning nothing.
+    for key in SETS {
+        if let Some(Value::Array(items)) = host.get_mut(*key) {
+            items.sort_by_key(|item| item.to_string());
+            items.dedup();
+        }
+    }
+    // A port's bindings too.
+    if let Some(Value::Object(ports)) = host.get_mut("PortBindings") {
+        for bindings in ports.values_mut() {
+            if let Value::Array(items) = bindings {
+                items.sort_by_key(|item| item.to_string());
+                items.dedup();
+            }
+        }
+    }
     let no_restart = host.get("RestartPolicy").is_some_and(|p| {
         matches!(p["Name"].as_str(), Some("no" | "") | None)
             && p["MaximumRetryCount"].as_i64().unwrap_or(0) == 0
@@ -275,6 +303,28 @@ fn comparable_host(host: &Map<String, Value>) -> Map<String, Value> {
     }
     host
 }
+
+/// HostConfig lists the engine treats as sets (capabilities, security options, groups, device
+/// rules, links, `--volumes-from`, extra hosts, resolver options, devices, limits). `Dns` and
+/// `DnsSearch` are not among them: the resolver tries them in order.
+const SETS: &[&str] = &[
+    "CapAdd",
+    "CapDrop",
+    "SecurityOpt",
+    "GroupAdd",
+    "DeviceCgroupRules",
+    "Links",
+    "VolumesFrom",
+    "ExtraHosts",
+    "DnsOptions",
+    "Devices",
+    "Ulimits",
+    "BlkioWeightDevice",
+    "BlkioDeviceReadBps",
+    "BlkioDeviceWriteBps",
+    "BlkioDeviceReadIOps",
+    "BlkioDeviceWriteIOps",
+];
 
 /// Endpoint settings with their aliases in order: aliases are a set, and the engine and
 /// compose list them in different orders.
@@ -301,6 +351,40 @@ mod tests {
     use super::super::tests::{capture_with, defaults, image, inspect, IMAGE_VOLUME};
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_environment_and_set_like_lists_compare_by_content_not_order() {
+        let spec = capture_with(&inspect(), None);
+        let mut a = spec.clone();
+        a.config.insert("Env".into(), json!(["A=1", "B=2", "A=3"]));
+        a.host_config
+            .insert("CapAdd".into(), json!(["NET_ADMIN", "SYS_TIME"]));
+        a.host_config.insert(
+            "PortBindings".into(),
+            json!({"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"},
+                              {"HostIp": "127.0.0.1", "HostPort": "8081"}]}),
+        );
+        let mut b = a.clone();
+        b.config.insert("Env".into(), json!(["B=2", "A=3"]));
+        b.host_config
+            .insert("CapAdd".into(), json!(["SYS_TIME", "NET_ADMIN"]));
+        b.host_config.insert(
+            "PortBindings".into(),
+            json!({"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8081"},
+                              {"HostIp": "127.0.0.1", "HostPort": "8080"}]}),
+        );
+        assert_eq!(diff(&a, &b), Vec::<String>::new());
+        // A value that differs still differs; so does the order of DNS servers.
+        b.config.insert("Env".into(), json!(["B=2", "A=1"]));
+        assert_eq!(diff(&a, &b), ["config.Env"]);
+        let mut c = a.clone();
+        c.host_config
+            .insert("Dns".into(), json!(["10.0.0.1", "10.0.0.2"]));
+        let mut d = a.clone();
+        d.host_config
+            .insert("Dns".into(), json!(["10.0.0.2", "10.0.0.1"]));
+        assert_eq!(diff(&c, &d), ["host_config.Dns"]);
+    }
 
     #[test]
     fn restart_policy_no_is_recorded_and_equals_none() {
