@@ -13,7 +13,7 @@ use tokio::sync::{watch, OnceCell, Semaphore, SemaphorePermit};
 
 use crate::engine::{self, Engine};
 use crate::ops::audit::Audit;
-use crate::plan::{Action, ActionResult, Plan};
+use crate::plan::{set_aside_name, Action, ActionResult, Leftover, Plan, REPLACEMENT_SUFFIX};
 use crate::record::spec::{self, short_id, ContainerSpec};
 
 /// Engine work in flight at once (inspecting, creating, connecting, starting, removing). The
@@ -24,11 +24,6 @@ use crate::record::spec::{self, short_id, ContainerSpec};
 /// period is not work and is not bounded: ten containers slow to stop take one grace period,
 /// not ten (and `--max-removals` bounds how many stop at once).
 pub const WORK_IN_FLIGHT: usize = 16;
-
-/// Suffix of the name a replacement is created under before the old container is removed.
-/// A pass killed midway leaves at most this container behind, which the next pass removes as
-/// an extra while it recreates the real name.
-pub const REPLACEMENT_SUFFIX: &str = "-guestlist-new";
 
 pub struct ExecuteOptions {
     /// `--stop-timeout`: the grace period for stopping extra and replaced containers before
@@ -189,6 +184,22 @@ impl Execution<'_> {
                 }
                 Ok(notes)
             }
+            Action::Finish {
+                name,
+                id,
+                aside,
+                start,
+                spec,
+            } => self.finish(name, id, aside, *start, spec).await,
+            Action::PutBack {
+                name,
+                id,
+                clear,
+                start,
+            } => {
+                self.put_back_set_aside(name, id, clear.as_deref(), *start)
+                    .await
+            }
             Action::Replace {
                 name,
                 id,
@@ -213,8 +224,10 @@ impl Execution<'_> {
 
     /// A container the engine created but never started holds nothing of its own: its writable
     /// layer is empty. After a dockerd crash in the middle of starts, Docker 20.10 answers every
-    /// start of such a container with `task ... already exists`, forever: replace it from the
-    /// record, counted against `--max-removals`. Only for that answer: a start refused for the
+    /// start of such a container with `task ... already exists`, or, when the restarted dockerd
+    /// could not delete the task containerd kept for it ("Container not cleaned up from
+    /// containerd from previous run", "cannot delete running task"), with `id already in use`,
+    /// forever: replace it from the record (a new id), counted against `--max-removals`. Only for that answer: a start refused for the
     /// record's own reasons (the runtime finds no executable) would fail again the same way, and
     /// the container would be replaced on every pass.
     async fn start_failed(
@@ -225,9 +238,7 @@ impl Execution<'_> {
         spec: &ContainerSpec,
         error: anyhow::Error,
     ) -> Result<Vec<String>> {
-        let stale =
-            engine::status(&error) == Some(500) && format!("{error:#}").contains("already exists");
-        if !stale {
+        if !stale_task(&error) {
             return Err(error);
         }
         let Some(inspect) = self.engine.inspect(id).await? else {
@@ -272,61 +283,62 @@ impl Execution<'_> {
 
     /// The replacement's temporary name is taken. A pass killed between creating a replacement
     /// and renaming it leaves it there, and the engine can finish that create after this pass
-    /// observed (so the plan has no removal for it). Such a container never ran, so it holds
-    /// nothing: remove it, kept in the audit log and counted against `--max-removals`, as the
-    /// next pass would remove it as an extra. A container there that ever ran is someone
+    /// observed (so the plan has no removal for it). A container there that ever ran is someone
     /// else's: the conflict stands.
     async fn clear_leftover(&self, temporary: &str, conflict: anyhow::Error) -> Result<String> {
-        let engine = self.engine;
         // The engine takes the name before the container it is creating can be inspected:
         // give that create a moment to finish. Not there after that: gone, the name is free.
-        let mut found = None;
         for _ in 0..10 {
-            found = engine.inspect(temporary).await?;
-            if found.is_some() {
-                break;
+            if self.engine.inspect(temporary).await?.is_some() {
+                return self
+                    .clear_unstarted(temporary, temporary)
+                    .await
+                    .map_err(|e| conflict.context(format!("{e:#}")));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let Some(inspect) = found else {
-            return Ok(format!("{temporary} was held by a container gone since"));
+        Ok(format!("{temporary} was held by a container gone since"))
+    }
+
+    /// Remove `target`, under `name`, a replacement an interrupted pass created and never
+    /// started. It holds nothing (its writable layer is empty), so it is not counted against
+    /// `--max-removals`; it is still kept in the audit log first. One that has run is refused.
+    async fn clear_unstarted(&self, name: &str, target: &str) -> Result<String> {
+        let engine = self.engine;
+        let Some(inspect) = engine.inspect(target).await? else {
+            return Ok(format!("{name} was held by a container gone since"));
         };
-        let id = inspect["Id"].as_str().unwrap_or(temporary).to_string();
+        let id = inspect["Id"].as_str().unwrap_or(target).to_string();
         if !never_ran(&inspect) {
-            return Err(conflict.context(format!(
-                "{temporary} is held by a container that has run, which guestlist never \
-                 leaves under that name: remove or rename it"
-            )));
-        }
-        if !self.spare_removal() {
-            return Err(conflict.context(format!(
-                "{temporary} is held by a replacement an interrupted pass left behind; \
-                 removing it is one removal more than --max-removals allows"
-            )));
+            bail!(
+                "{name} is held by a container that has run, which guestlist never leaves \
+                 there: remove or rename it"
+            );
         }
         let leftover = Action::Remove {
-            name: temporary.to_string(),
+            name: name.to_string(),
             id: id.clone(),
             image: inspect["Config"]["Image"]
                 .as_str()
                 .unwrap_or_default()
                 .to_string(),
+            leftover: Some(Leftover::Unstarted),
         };
         self.options
             .audit
             .removing(&leftover, &id, inspect)
             .await
-            .context("the container under the temporary name was left in place")?;
+            .with_context(|| format!("the container under {name} was left in place"))?;
         let removed = match engine.remove(&id).await {
             Err(e) if engine::is_not_found(&e) => Ok(()),
             other => other,
         };
         let outcome = removed.map(|()| Vec::new());
         let logged = self.options.audit.result(&leftover, &outcome, false).await;
-        outcome.context(format!("cannot remove the leftover {temporary}"))?;
+        outcome.with_context(|| format!("cannot remove the leftover under {name}"))?;
         let mut note = format!(
-            "{temporary}, a replacement an interrupted pass had created and never started, \
-             was removed first"
+            "{name} held a replacement an interrupted pass had created and never started; it \
+             was removed first (not counted against --max-removals)"
         );
         if let Err(e) = logged {
             note.push_str(&format!(" (its removal is not in the audit log: {e:#})"));
@@ -358,11 +370,15 @@ impl Execution<'_> {
         }
     }
 
-    /// Create the replacement under a temporary name first: if the record cannot be created
-    /// (image gone, invalid option) the old container is left untouched. Only then keep the old
-    /// one in the audit log, stop and remove it, and give the new one the name. Addresses and
-    /// ports are taken at start, so the two never collide. The old container's stop runs while
-    /// the pass's extras stop; the new one starts once they are gone.
+    /// Replace without ever leaving less running than before. The replacement is created under
+    /// a temporary name first: if the record cannot be created (image gone, invalid option) the
+    /// old container is left untouched. Then the old one is kept in the audit log, stopped and
+    /// set aside (renamed `NAME-guestlist-old`), the new one takes the name and starts. Only
+    /// once it runs is the old one removed. Whatever fails after the old one stopped (the
+    /// renames, the start: Docker 20.10 finds a missing network only at start), the new one is
+    /// removed and the old one put back as it was. Addresses and ports are taken at start, so
+    /// the two never collide. The old container's stop runs while the pass's extras stop; the
+    /// new one starts once they are gone.
     async fn replace(
         &self,
         action: &Action,
@@ -372,8 +388,9 @@ impl Execution<'_> {
         let engine = self.engine;
         let mut notes = Vec::new();
         let temporary = format!("{}{REPLACEMENT_SUFFIX}", new.name);
-        // A pass killed mid-replacement left an extra under the temporary name.
-        if self.removed_names.contains(&temporary) {
+        let aside = set_aside_name(new.name);
+        // A pass killed mid-replacement left an extra under a name this one needs.
+        if self.removed_names.contains(&temporary) || self.removed_names.contains(&aside) {
             self.removals_ended().await;
         }
         let permit = self.permit().await;
@@ -384,42 +401,264 @@ impl Execution<'_> {
             }
             created => created?,
         };
-        let mut was_running = false;
-        let removed = async {
-            let mut own = None;
-            if let Some(inspect) = engine.inspect(old_id).await? {
-                was_running = inspect["State"]["Running"].as_bool().unwrap_or(false);
-                own = own_stop_timeout(&inspect);
-                self.options
-                    .audit
-                    .removing(action, old_id, inspect)
-                    .await
-                    .context("the old container was left in place")?;
-            }
-            drop(permit);
-            self.remove(old_id, own)
-                .await
-                .context("cannot remove the container being replaced")
+        let old = match self.stop_old(action, old_id, new.name, permit).await {
+            Ok(old) => old,
+            Err(e) => return Err(self.put_back(&new_id, None, e).await),
         };
-        if let Err(e) = removed.await {
-            engine.remove(&new_id).await.ok();
-            // Stopped for a removal the engine then refused (Podman keeps a container that
-            // others share a namespace with): it was running, so it runs again.
-            if was_running {
-                engine.start(old_id).await.ok();
+        let old = match old {
+            Some(mut old) if !old.renamed => {
+                let _permit = self.permit().await;
+                match rename_when_free(engine, old_id, &aside).await {
+                    Ok(()) => {
+                        old.renamed = true;
+                        Some(old)
+                    }
+                    // `--rm`: the engine removed it once it stopped; it cannot be kept.
+                    Err(e) if engine::is_not_found(&e) => None,
+                    Err(e) => {
+                        let e = e.context("cannot set the container being replaced aside");
+                        return Err(self.put_back(&new_id, Some(&old), e).await);
+                    }
+                }
             }
-            return Err(e);
-        }
+            other => other,
+        };
         let permit = self.permit().await;
-        rename_when_free(engine, &new_id, new.name).await?;
+        if let Err(e) = rename_when_free(engine, &new_id, new.name).await {
+            return Err(self.put_back(&new_id, old.as_ref(), e).await);
+        }
         drop(permit);
         if new.start {
             self.removals_ended().await;
             let _permit = self.permit().await;
-            engine.start(&new_id).await?;
+            if let Err(e) = engine.start(&new_id).await {
+                let e = e.context("cannot start the replacement");
+                return Err(self.put_back(&new_id, old.as_ref(), e).await);
+            }
+        }
+        let Some(old) = old else {
+            return Ok(notes);
+        };
+        let _permit = self.permit().await;
+        match engine.remove(&old.id).await {
+            Err(e) if !engine::is_not_found(&e) && !engine::is_conflict(&e) => notes.push(format!(
+                "the old container stays stopped as {aside}, as its removal failed ({e:#}); \
+                 the next pass removes it"
+            )),
+            _ => {}
         }
         Ok(notes)
     }
+
+    /// Keep the old container in the audit log and stop it. `None`: it is gone (removed
+    /// meanwhile). An error leaves it running as it was. `renamed` says whether it is already
+    /// set aside (an interrupted pass did that, and it is replaced from there).
+    async fn stop_old(
+        &self,
+        action: &Action,
+        old_id: &str,
+        name: &str,
+        permit: Option<SemaphorePermit<'_>>,
+    ) -> Result<Option<SetAside>> {
+        let engine = self.engine;
+        let Some(inspect) = engine.inspect(old_id).await? else {
+            return Ok(None);
+        };
+        let was_running = inspect["State"]["Running"].as_bool().unwrap_or(false);
+        let named = inspect["Name"].as_str().unwrap_or_default();
+        let renamed = named.trim_start_matches('/') == set_aside_name(name);
+        let own = own_stop_timeout(&inspect);
+        self.options
+            .audit
+            .removing(action, old_id, inspect)
+            .await
+            .context("the old container was left in place")?;
+        drop(permit);
+        if was_running {
+            match engine.stop(old_id, self.options.stop_timeout, own).await {
+                Err(e) if engine::is_not_found(&e) => return Ok(None),
+                Err(e) => {
+                    // Already stopped is no error; still running is.
+                    let running = engine
+                        .inspect(old_id)
+                        .await?
+                        .map(|i| i["State"]["Running"].as_bool().unwrap_or(false));
+                    match running {
+                        None => return Ok(None),
+                        Some(true) => {
+                            return Err(e.context("cannot stop the container being replaced"))
+                        }
+                        Some(false) => {}
+                    }
+                }
+                Ok(()) => {}
+            }
+        }
+        Ok(Some(SetAside {
+            id: old_id.to_string(),
+            name: name.to_string(),
+            was_running,
+            renamed,
+        }))
+    }
+
+    /// A replacement failed at `cause`: remove the new container and give the old one its
+    /// name back, running if it ran. The error says what failed and whether the old one is back.
+    async fn put_back(
+        &self,
+        new_id: &str,
+        old: Option<&SetAside>,
+        cause: anyhow::Error,
+    ) -> anyhow::Error {
+        let engine = self.engine;
+        let _permit = self.permit().await;
+        let removed = match engine.remove(new_id).await {
+            Err(e) if !engine::is_not_found(&e) => Err(e),
+            _ => Ok(()),
+        };
+        let Some(old) = old else {
+            return match removed {
+                Ok(()) => cause.context("the old container was left as it was"),
+                Err(e) => cause.context(format!(
+                    "the old container was left as it was, but the replacement could not be \
+                     removed ({e:#})"
+                )),
+            };
+        };
+        let back = async {
+            removed.context("cannot remove the failed replacement")?;
+            if old.renamed {
+                rename_when_free(engine, &old.id, &old.name).await?;
+            }
+            if old.was_running {
+                engine.start(&old.id).await?;
+            }
+            anyhow::Ok(())
+        };
+        match back.await {
+            Ok(()) if old.was_running => {
+                cause.context("the old container was put back and runs again")
+            }
+            Ok(()) => cause.context("the old container was put back"),
+            Err(e) => cause.context(format!(
+                "putting the old container back failed too ({e:#}); it is {}",
+                match old.renamed {
+                    true => format!("stopped, named {}", set_aside_name(&old.name)),
+                    false => "stopped".to_string(),
+                }
+            )),
+        }
+    }
+
+    /// Start `id`, the replacement an interrupted pass gave the name and never started, then
+    /// remove the old container it set aside; put that one back if the start fails. It is
+    /// put back running when the record says it runs (whether it ran before is not known).
+    async fn finish(
+        &self,
+        name: &str,
+        id: &str,
+        aside: &str,
+        start: bool,
+        spec: &ContainerSpec,
+    ) -> Result<Vec<String>> {
+        let engine = self.engine;
+        let old = SetAside {
+            id: aside.to_string(),
+            name: name.to_string(),
+            was_running: start,
+            renamed: true,
+        };
+        let mut notes = Vec::new();
+        if start {
+            self.removals_ended().await;
+            let permit = self.permit().await;
+            if let Err(error) = engine.start(id).await {
+                drop(permit);
+                if !stale_task(&error) {
+                    let e = error.context("cannot start the replacement");
+                    return Err(self.put_back(id, Some(&old), e).await);
+                }
+                // The crash that interrupted the pass left containerd a task for it (see
+                // `start_failed`); it never ran, so a new one from the record takes its place.
+                let fresh = async {
+                    match engine.remove(id).await {
+                        Err(e) if !engine::is_not_found(&e) => return Err((None, e)),
+                        _ => {}
+                    }
+                    let (image, _) = resolve_image(engine, &self.images, name, spec)
+                        .await
+                        .map_err(|e| (None, e))?;
+                    let new_id = create(engine, name, spec, &image)
+                        .await
+                        .map_err(|e| (None, e))?;
+                    match engine.start(&new_id).await {
+                        Ok(()) => Ok(()),
+                        Err(e) => Err((Some(new_id), e.context("cannot start the replacement"))),
+                    }
+                };
+                if let Err((new_id, e)) = fresh.await {
+                    let failed = new_id.as_deref().unwrap_or(id);
+                    return Err(self.put_back(failed, Some(&old), e).await);
+                }
+                notes.push(format!(
+                    "its start failed ({error:#}); it had never run, so it was created again \
+                     from the record"
+                ));
+            }
+        }
+        let _permit = self.permit().await;
+        match engine.remove(aside).await {
+            Err(e) if !engine::is_not_found(&e) && !engine::is_conflict(&e) => notes.push(format!(
+                "the old container stays stopped as {}, as its removal failed ({e:#}); the \
+                     next pass removes it",
+                set_aside_name(name)
+            )),
+            _ => {}
+        }
+        Ok(notes)
+    }
+
+    /// Give a container an interrupted replacement set aside its name back, clearing first
+    /// `clear`, the replacement under the name that never ran; start it if the record says so.
+    async fn put_back_set_aside(
+        &self,
+        name: &str,
+        id: &str,
+        clear: Option<&str>,
+        start: bool,
+    ) -> Result<Vec<String>> {
+        let mut notes = Vec::new();
+        if let Some(unstarted) = clear {
+            notes.push(self.clear_unstarted(name, unstarted).await?);
+        }
+        self.removals_ended().await;
+        let _permit = self.permit().await;
+        rename_when_free(self.engine, id, name).await?;
+        if start {
+            self.engine.start(id).await?;
+        }
+        Ok(notes)
+    }
+}
+
+/// The old container of a replacement while its replacement is not running yet.
+struct SetAside {
+    id: String,
+    /// The name it is put back under.
+    name: String,
+    was_running: bool,
+    /// Whether it was renamed aside (else it still holds its name).
+    renamed: bool,
+}
+
+/// What the engine says when containerd still holds a task or container for a never-started
+/// container's id after a crash (see `start_failed`).
+const STALE_TASK: [&str; 2] = ["already exists", "id already in use"];
+
+/// Whether a start failed because containerd still holds a task for the container's id.
+fn stale_task(error: &anyhow::Error) -> bool {
+    let said = format!("{error:#}");
+    engine::status(error) == Some(500) && STALE_TASK.iter().any(|words| said.contains(words))
 }
 
 /// Created and never started: its writable layer is empty, so removing it loses nothing.

@@ -85,7 +85,7 @@ pub async fn again(
     };
     let inspect: BTreeSet<String> = listed
         .iter()
-        .filter(|c| state.entry(&c.name).is_some() && !unchanged(c))
+        .filter(|c| crate::plan::compared(state, &c.name) && !unchanged(c))
         .map(|c| c.name.clone())
         .collect();
     let mut observed = from_list(engine, listed, state.claims(), Capture::Named(&inspect)).await?;
@@ -339,12 +339,16 @@ fn capture(inspect: &Value, ctx: &CaptureContext<'_>) -> Result<spec::ContainerS
 }
 
 /// The host as the planner needs it for `state`: everything in its scope, with the allowed
-/// containers captured for comparison.
+/// containers captured for comparison (and any an interrupted replacement set aside).
 pub async fn allowed(
     engine: &Engine,
     state: &crate::record::state::State,
 ) -> Result<Vec<Observed>> {
-    let names: BTreeSet<String> = state.containers.iter().map(|e| e.name.clone()).collect();
+    let names: BTreeSet<String> = state
+        .containers
+        .iter()
+        .flat_map(|e| [e.name.clone(), crate::plan::set_aside_name(&e.name)])
+        .collect();
     host(engine, &state.scope, state.claims(), Capture::Named(&names)).await
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::plan::{Action, ActionResult, Held, Managed, Plan, Reason};
+use crate::plan::{Action, ActionResult, Held, Leftover, Managed, Plan, Reason};
 use crate::record::change::Change;
 use crate::record::spec::short_id;
 
@@ -62,6 +62,8 @@ fn would(action: &Action) -> &'static str {
         Action::Start { .. } => "would be started",
         Action::Replace { .. } => "would be replaced",
         Action::Remove { .. } => "would be removed",
+        Action::PutBack { .. } => "would get its name back (set aside by an interrupted pass)",
+        Action::Finish { .. } => "would be started, and the old container set aside removed",
     }
 }
 
@@ -92,8 +94,8 @@ fn summary(plan: &Plan) -> String {
     let count =
         |f: fn(&Action) -> bool| plan.actions().chain(&plan.spared).filter(|a| f(a)).count();
     let missing = count(|a| matches!(a, Action::Create { .. })) + plan.removing.len();
-    let stopped = count(|a| matches!(a, Action::Start { .. }));
-    let changed = count(|a| matches!(a, Action::Replace { .. }));
+    let stopped = count(|a| matches!(a, Action::Start { .. } | Action::PutBack { .. }));
+    let changed = count(|a| matches!(a, Action::Replace { .. } | Action::Finish { .. }));
     let extra = count(|a| matches!(a, Action::Remove { .. }));
     let allowed = plan.in_sync.len() + missing + stopped + changed;
     let tolerated = plan.tolerated.len();
@@ -142,8 +144,28 @@ pub fn plan_json(plan: &Plan) -> Value {
                 }
                 item
             }),
-            Action::Remove { name, id, image } => {
-                extra.push(json!({"name": name, "id": id, "image": image}))
+            Action::Remove {
+                name,
+                id,
+                image,
+                leftover,
+            } => {
+                let mut item = json!({"name": name, "id": id, "image": image});
+                if let Some(leftover) = leftover {
+                    item["left_by_interrupted_pass"] = json!(match leftover {
+                        Leftover::Unstarted => "unstarted replacement",
+                        Leftover::SetAside => "set aside",
+                    });
+                }
+                extra.push(item)
+            }
+            Action::Finish {
+                name, id, aside, ..
+            } => changed.push(json!({
+                "name": name, "id": id, "fields": [], "set_aside": aside,
+            })),
+            Action::PutBack { name, id, .. } => {
+                stopped.push(json!({"name": name, "id": id, "set_aside": true}))
             }
         }
     }
@@ -381,7 +403,13 @@ pub(crate) fn done(action: &Action) -> String {
         Action::Create { start: false, .. } => "created".into(),
         Action::Start { .. } => "started".into(),
         Action::Replace { reason, .. } => format!("replaced ({})", reason),
+        Action::Remove {
+            leftover: Some(_), ..
+        } => format!("removed ({}; volumes kept)", action.condition()),
         Action::Remove { image, .. } => format!("removed (image {image}; volumes kept)"),
+        Action::PutBack { start: true, .. } => "given its name back and started".into(),
+        Action::Finish { .. } => "replaced (an interrupted replacement finished)".into(),
+        Action::PutBack { start: false, .. } => "given its name back".into(),
     }
 }
 
@@ -407,6 +435,7 @@ mod tests {
                     name: "intruder".into(),
                     id: "i1".into(),
                     image: "evil:1".into(),
+                    leftover: None,
                 }],
                 vec![
                     Action::Create {

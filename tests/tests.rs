@@ -41,6 +41,8 @@ mod orchestrators;
 mod performance;
 /// Hand-edited lists checked like code; hand-written entries that do not loop.
 mod record;
+/// A replacement never leaves less running: failures at each step, kills in the middle.
+mod replacement;
 /// Removal limits, self-protection, locking, SIGKILL convergence, outdated actions.
 mod safety;
 /// Each container stopped with its own signal and grace period; grace periods that overlap.

@@ -8,9 +8,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use super::{print, Outcome, Settings};
 use crate::cli::SnapshotArgs;
 use crate::error::Hint;
-use crate::execute::REPLACEMENT_SUFFIX;
 use crate::observe::{self, Capture};
-use crate::plan::Observed;
+use crate::plan::{Observed, REPLACEMENT_SUFFIX, SET_ASIDE_SUFFIX};
 use crate::record::rules::{Claims, Orchestrator, Scope};
 use crate::record::spec::EngineKind;
 use crate::record::state::{self, Entry, LoadError, State, VERSION};
@@ -56,8 +55,9 @@ async fn whole(settings: &Settings, args: SnapshotArgs) -> Result<Outcome> {
     orchestrators.dedup();
     let containers: Vec<Entry> = observed
         .into_iter()
-        // A replacement under its temporary name is an unfinished pass, not a container.
-        .filter(|o| !o.name.ends_with(REPLACEMENT_SUFFIX))
+        // A replacement under its temporary name, or the old container it set aside, is an
+        // unfinished pass, not a container.
+        .filter(|o| !o.name.ends_with(REPLACEMENT_SUFFIX) && !o.name.ends_with(SET_ASIDE_SUFFIX))
         // The container this snapshot runs in (`docker compose run --rm guestlist snapshot`)
         // is gone a moment later; on the list, it would be brought back for ever. Name it to
         // record it anyway.

@@ -13,8 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::request::{Create, Request};
 use super::route::{Operation, PodOperation, Run};
-use crate::execute::REPLACEMENT_SUFFIX;
-use crate::plan::{self, Action, Observed, Plan};
+use crate::plan::{self, set_aside_name, Action, Observed, Plan, REPLACEMENT_SUFFIX};
 use crate::record::change::Change;
 use crate::record::rules::{Claims, Orchestrator};
 use crate::record::spec;
@@ -463,6 +462,20 @@ fn runs(state: &State, plan: &Plan, run: Run, target: &Observed, what: Option<&s
 /// Whether `target` may be renamed to `to`: an extra stays an extra under any name; otherwise
 /// it must be a container that may exist under the new name, as a create under it must.
 fn renamed(state: &State, claims: Claims, plan: &Plan, target: &Observed, to: &str) -> Verdict {
+    // enforce's own replacement stops the old container and sets it aside until the new one
+    // runs, and puts it back if the new one fails (or the pass was interrupted): a listed
+    // container it would replace, stopped, may take its set-aside name, and a stopped container
+    // set aside may take its name back (the engine refuses it while the name is taken).
+    // Running, neither is enforce's doing: the plan would remove it as an extra.
+    if !target.running && state.scope.contains(&target.labels) && target.managed.is_none() {
+        let sets_aside = to == set_aside_name(&target.name)
+            && state.entry(&target.name).is_some()
+            && matches!(standing(state, plan, target), Standing::Open);
+        let puts_back = target.name == set_aside_name(to) && state.entry(to).is_some();
+        if sets_aside || puts_back {
+            return Verdict::Allow;
+        }
+    }
     if is_extra(state, target) && holder(state, to).is_none() {
         return Verdict::Allow;
     }

@@ -788,3 +788,35 @@ fn a_listed_name_is_not_taken_through_podmans_own_api() {
     let v = judge(&state, &create, &[], &[]);
     assert!(refused(&v).contains("through Podman's own API"), "{v:?}");
 }
+
+#[test]
+fn enforce_may_set_a_container_it_replaces_aside_and_put_it_back_nothing_else_may() {
+    let state = state(vec![entry("web")], &[], &[]);
+    let aside = "/v1.41/containers/web/rename?name=web-guestlist-old";
+    // Stopped by enforce's replacement, which replaces it: it may be set aside.
+    let host = [stopped(changed(live(&state, "web", &[])))];
+    assert_eq!(verdict(&state, &host, "POST", aside, ""), Verdict::Allow);
+    // In sync, or running, it may not: the plan would remove it as an extra.
+    let host = [stopped(live(&state, "web", &[]))];
+    assert!(matches!(
+        verdict(&state, &host, "POST", aside, ""),
+        Verdict::Refuse(_)
+    ));
+    let host = [changed(live(&state, "web", &[]))];
+    assert!(matches!(
+        verdict(&state, &host, "POST", aside, ""),
+        Verdict::Refuse(_)
+    ));
+    // A stopped container set aside may take its name back; a running one may not.
+    let back = "/v1.41/containers/web-guestlist-old/rename?name=web";
+    let set_aside = stopped(changed(live(&state, "web-guestlist-old", &[])));
+    assert_eq!(
+        verdict(&state, &[set_aside], "POST", back, ""),
+        Verdict::Allow
+    );
+    let running = changed(live(&state, "web-guestlist-old", &[]));
+    assert!(matches!(
+        verdict(&state, &[running], "POST", back, ""),
+        Verdict::Refuse(_)
+    ));
+}

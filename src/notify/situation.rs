@@ -191,8 +191,8 @@ pub fn conditions(
         };
         let kind = match action {
             Action::Create { .. } => "missing",
-            Action::Start { .. } => "stopped",
-            Action::Replace { .. } => "changed",
+            Action::Start { .. } | Action::PutBack { .. } => "stopped",
+            Action::Replace { .. } | Action::Finish { .. } => "changed",
             Action::Remove { .. } => "extra",
         };
         found.insert(action.name().to_string(), Condition::new(kind, said));
@@ -458,6 +458,7 @@ mod tests {
             name: name.into(),
             id: format!("{name}-id"),
             image: "busybox".into(),
+            leftover: None,
         }
     }
 

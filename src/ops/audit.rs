@@ -76,6 +76,9 @@ pub enum RecordAction {
     Start,
     Replace,
     Remove,
+    /// A container an interrupted replacement set aside, given its name back.
+    #[serde(rename = "put_back")]
+    PutBack,
     Pass,
     /// An engine API request that `guestlist guard` judged.
     Request,
@@ -86,8 +89,9 @@ impl From<&Action> for RecordAction {
         match action {
             Action::Create { .. } => RecordAction::Create,
             Action::Start { .. } => RecordAction::Start,
-            Action::Replace { .. } => RecordAction::Replace,
+            Action::Replace { .. } | Action::Finish { .. } => RecordAction::Replace,
             Action::Remove { .. } => RecordAction::Remove,
+            Action::PutBack { .. } => RecordAction::PutBack,
         }
     }
 }
@@ -99,6 +103,7 @@ impl fmt::Display for RecordAction {
             RecordAction::Start => "start",
             RecordAction::Replace => "replace",
             RecordAction::Remove => "remove",
+            RecordAction::PutBack => "put back",
             RecordAction::Pass => "pass",
             RecordAction::Request => "request",
         };
@@ -300,9 +305,11 @@ fn append_line(path: &Path, mut line: Vec<u8>, sync: bool) -> Result<()> {
 fn existing_id(action: &Action) -> Option<&str> {
     match action {
         Action::Create { .. } => None,
-        Action::Start { id, .. } | Action::Replace { id, .. } | Action::Remove { id, .. } => {
-            Some(id)
-        }
+        Action::Start { id, .. }
+        | Action::Replace { id, .. }
+        | Action::Remove { id, .. }
+        | Action::PutBack { id, .. }
+        | Action::Finish { id, .. } => Some(id),
     }
 }
 
@@ -352,6 +359,7 @@ mod tests {
             name: name.into(),
             id: format!("id-{name}"),
             image: "busybox".into(),
+            leftover: None,
         }
     }
 

@@ -355,6 +355,7 @@ mod tests {
             name: "web".into(),
             id: "x".into(),
             image: "i".into(),
+            leftover: None,
         };
         let (runnable, held) = history.hold(
             plan(vec![remove, start("db"), start("web")]),

@@ -5,12 +5,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{
-    Action, Managed, Observed, Plan, Reason, Status, Tolerated, COMPOSE_CONFIG_HASH, RUNS_GUESTLIST,
+    set_aside_name, Action, Leftover, Managed, Observed, Plan, Reason, Status, Tolerated,
+    COMPOSE_CONFIG_HASH, REPLACEMENT_SUFFIX, RUNS_GUESTLIST,
 };
 use crate::record::change;
 use crate::record::rules::Orchestrator;
 use crate::record::spec::{self, ContainerSpec};
-use crate::record::state::State;
+use crate::record::state::{Entry, State};
 
 /// Plan the actions that bring `observed` back to `state`.
 pub fn plan(state: &State, observed: &[Observed]) -> Plan {
@@ -35,6 +36,8 @@ pub fn plan(state: &State, observed: &[Observed]) -> Plan {
         observed.iter().map(|o| (o.name.as_str(), *o)).collect();
 
     let mut decided: BTreeMap<String, Action> = BTreeMap::new();
+    let mut leftovers: Vec<Action> = Vec::new();
+    let mut set_aside_handled: BTreeSet<String> = BTreeSet::new();
     let mut in_sync = Vec::new();
     let mut removing = Vec::new();
     for entry in &state.containers {
@@ -58,6 +61,17 @@ pub fn plan(state: &State, observed: &[Observed]) -> Plan {
             removing.push(entry.name.clone());
             continue;
         }
+        if let Some(aside) = set_aside(&by_name, &entry.name) {
+            set_aside_handled.insert(aside.name.clone());
+            match interrupted(entry, live, aside) {
+                Interrupted::Finished(removal) => leftovers.push(removal),
+                Interrupted::Unfinished(action) => {
+                    // The old container stands in for the name: nothing else of it is judged.
+                    decided.insert(entry.name.clone(), action);
+                    continue;
+                }
+            }
+        }
         match classify(entry, live) {
             Some(action) => {
                 decided.insert(entry.name.clone(), action);
@@ -74,8 +88,15 @@ pub fn plan(state: &State, observed: &[Observed]) -> Plan {
     let spared: Vec<Action> = own.iter().filter_map(|n| decided.remove(n)).collect();
 
     let mut tolerated = Vec::new();
-    let mut removals = Vec::new();
-    for o in observed.iter().filter(|o| state.entry(&o.name).is_none()) {
+    let mut removals = leftovers;
+    let unplaced = observed
+        .iter()
+        .filter(|o| state.entry(&o.name).is_none() && !set_aside_handled.contains(&o.name));
+    for o in unplaced {
+        if let Some(leftover) = unstarted_replacement(state, o) {
+            removals.push(leftover);
+            continue;
+        }
         let rule = match o.runs_guestlist {
             true => Some(RUNS_GUESTLIST.to_string()),
             false => state
@@ -94,6 +115,7 @@ pub fn plan(state: &State, observed: &[Observed]) -> Plan {
                 name: o.name.clone(),
                 id: o.id.clone(),
                 image: o.image.clone(),
+                leftover: None,
             }),
         }
     }
@@ -112,6 +134,79 @@ pub fn plan(state: &State, observed: &[Observed]) -> Plan {
         spared,
         managed,
     }
+}
+
+/// The container a replacement of `name` set aside, when there is one: stopped (a replacement
+/// stops it before it renames it), under `NAME-guestlist-old`.
+fn set_aside<'a>(by_name: &HashMap<&str, &'a Observed>, name: &str) -> Option<&'a Observed> {
+    by_name
+        .get(set_aside_name(name).as_str())
+        .copied()
+        .filter(|o| !o.status.is_running() && o.status != Status::Removing)
+}
+
+/// What a pass does about a replacement of `entry` that an earlier pass began and never
+/// finished (it was killed, or the host went down): `aside` is the old container.
+enum Interrupted {
+    /// The replacement ran: what it set aside goes, as the pass would have removed it.
+    Finished(Action),
+    /// It never ran, or is not there: the old container gets its name back (or, differing from
+    /// the record, is replaced as any other, from where it stands).
+    Unfinished(Action),
+}
+
+fn interrupted(entry: &Entry, live: Option<&Observed>, aside: &Observed) -> Interrupted {
+    let clear = match live {
+        // The replacement took the name and never started: as the record says, it is started
+        // (the old one put back if it cannot be); otherwise it goes and the old one comes back.
+        Some(o) if o.status == Status::Created => match classify(entry, Some(o)) {
+            None | Some(Action::Start { .. }) => {
+                return Interrupted::Unfinished(Action::Finish {
+                    name: entry.name.clone(),
+                    id: o.id.clone(),
+                    aside: aside.id.clone(),
+                    start: entry.running,
+                    spec: entry.spec.clone(),
+                })
+            }
+            _ => Some(o.id.clone()),
+        },
+        Some(_) => {
+            return Interrupted::Finished(Action::Remove {
+                name: aside.name.clone(),
+                id: aside.id.clone(),
+                image: aside.image.clone(),
+                leftover: Some(Leftover::SetAside),
+            })
+        }
+        None => None,
+    };
+    let put_back = Action::PutBack {
+        name: entry.name.clone(),
+        id: aside.id.clone(),
+        clear: clear.clone(),
+        start: entry.running,
+    };
+    // With the name free, a changed container is replaced from where it stands: the
+    // replacement's own steps put it back if anything fails.
+    match (clear, classify(entry, Some(aside))) {
+        (None, Some(replace @ Action::Replace { .. })) => Interrupted::Unfinished(replace),
+        _ => Interrupted::Unfinished(put_back),
+    }
+}
+
+/// `NAME-guestlist-new` of a listed NAME that never ran: a replacement an interrupted pass
+/// created and never started. It holds nothing, so it is cleared without counting against
+/// `--max-removals`. One that ever ran is not guestlist's doing: an extra like any other.
+fn unstarted_replacement(state: &State, o: &Observed) -> Option<Action> {
+    let of = o.name.strip_suffix(REPLACEMENT_SUFFIX)?;
+    state.entry(of)?;
+    (o.status == Status::Created).then(|| Action::Remove {
+        name: o.name.clone(),
+        id: o.id.clone(),
+        image: o.image.clone(),
+        leftover: Some(Leftover::Unstarted),
+    })
 }
 
 fn classify(entry: &crate::record::state::Entry, observed: Option<&Observed>) -> Option<Action> {

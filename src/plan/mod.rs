@@ -147,7 +147,65 @@ pub enum Action {
         name: String,
         id: String,
         image: String,
+        /// What an interrupted replacement left behind, when it is that: cleared without
+        /// counting against `--max-removals`.
+        leftover: Option<Leftover>,
     },
+    /// An interrupted replacement set the old container aside (stopped, renamed `NAME-guestlist-old`)
+    /// and never finished: give it its name back, first clearing `clear`, a replacement under
+    /// the name that never ran, and start it when the record says it runs. What still differs
+    /// is for the next pass, which finds the container as it was before.
+    PutBack {
+        name: String,
+        /// The container set aside.
+        id: String,
+        clear: Option<String>,
+        start: bool,
+    },
+    /// An interrupted replacement set the old container aside and gave the new one the name,
+    /// but never started it: start it (when the record says it runs) and remove the old one;
+    /// if the start fails, put the old one back as a replacement does.
+    Finish {
+        name: String,
+        /// The replacement under the name, never started.
+        id: String,
+        /// The old container, set aside.
+        aside: String,
+        start: bool,
+        /// The record, to create the replacement again if the engine cannot start it.
+        spec: ContainerSpec,
+    },
+}
+
+/// What an interrupted replacement leaves, which a pass clears without counting it as a removal
+/// of the host's containers: it holds nothing the host ran, or it was counted when replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leftover {
+    /// `NAME-guestlist-new`, created from the record and never started: its writable layer is
+    /// empty.
+    Unstarted,
+    /// `NAME-guestlist-old`, the container a replacement set aside, whose replacement has run.
+    SetAside,
+}
+
+/// Names a replacement uses beside the container's own (see `execute`): the new container is
+/// created under `NAME-guestlist-new`, and the old one is stopped and renamed
+/// `NAME-guestlist-old` until the new one runs, so that a failure can put it back.
+pub const REPLACEMENT_SUFFIX: &str = "-guestlist-new";
+pub const SET_ASIDE_SUFFIX: &str = "-guestlist-old";
+
+/// The name a replacement sets `name`'s old container aside under.
+pub fn set_aside_name(name: &str) -> String {
+    format!("{name}{SET_ASIDE_SUFFIX}")
+}
+
+/// Whether a container under `name` is compared with the list: an allowed container, or one a
+/// replacement of an allowed container set aside (the pass may give it its name back).
+pub fn compared(state: &crate::record::state::State, name: &str) -> bool {
+    state.entry(name).is_some()
+        || name
+            .strip_suffix(SET_ASIDE_SUFFIX)
+            .is_some_and(|of| state.entry(of).is_some())
 }
 
 impl Action {
@@ -156,27 +214,32 @@ impl Action {
             Action::Create { name, .. }
             | Action::Start { name, .. }
             | Action::Replace { name, .. }
-            | Action::Remove { name, .. } => name,
+            | Action::Remove { name, .. }
+            | Action::PutBack { name, .. }
+            | Action::Finish { name, .. } => name,
         }
     }
 
-    /// The plan marker: `+` create, `>` start, `~` replace, `-` remove.
+    /// The plan marker: `+` create, `>` start, `~` replace, `-` remove, `<` put back.
     pub fn marker(&self) -> char {
         match self {
             Action::Create { .. } => '+',
             Action::Start { .. } => '>',
-            Action::Replace { .. } => '~',
+            Action::Replace { .. } | Action::Finish { .. } => '~',
             Action::Remove { .. } => '-',
+            Action::PutBack { .. } => '<',
         }
     }
 
-    /// The action as a verb: create, start, replace, remove (audit log, metrics, reports).
+    /// The action as a verb: create, start, replace, remove, put back (audit log, metrics,
+    /// reports).
     pub fn verb(&self) -> &'static str {
         match self {
             Action::Create { .. } => "create",
             Action::Start { .. } => "start",
-            Action::Replace { .. } => "replace",
+            Action::Replace { .. } | Action::Finish { .. } => "replace",
             Action::Remove { .. } => "remove",
+            Action::PutBack { .. } => "put back",
         }
     }
 
@@ -187,7 +250,17 @@ impl Action {
             Action::Create { .. } => "missing".into(),
             Action::Start { .. } => "stopped".into(),
             Action::Replace { reason, .. } => reason.to_string(),
+            Action::Remove {
+                leftover: Some(Leftover::Unstarted),
+                ..
+            } => "left by an interrupted replacement, never started".into(),
+            Action::Remove {
+                leftover: Some(Leftover::SetAside),
+                ..
+            } => "set aside by a replacement that has run since".into(),
             Action::Remove { image, .. } => format!("extra (image {image})"),
+            Action::PutBack { .. } => "set aside by an interrupted replacement".into(),
+            Action::Finish { .. } => "replaced by an interrupted pass, not started yet".into(),
         }
     }
 }
@@ -258,10 +331,16 @@ impl Plan {
         self.waves.iter().any(|w| !w.is_empty())
     }
 
-    /// How many existing containers this plan removes or replaces.
+    /// How many existing containers this plan removes or replaces. What an interrupted
+    /// replacement left is not counted: it never ran, or it was counted when it was replaced.
     pub fn removal_count(&self) -> usize {
         self.actions()
-            .filter(|a| matches!(a, Action::Replace { .. } | Action::Remove { .. }))
+            .filter(|a| {
+                matches!(
+                    a,
+                    Action::Replace { .. } | Action::Remove { leftover: None, .. }
+                )
+            })
             .count()
     }
 }

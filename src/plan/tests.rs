@@ -378,3 +378,103 @@ fn an_empty_state_without_scope_removes_everything_it_sees() {
     let plan = plan(&state(vec![]), &[observed("a"), observed("b")]);
     assert_eq!(markers(&plan), vec![vec!["- a", "- b"]]);
 }
+
+/// A container as an interrupted replacement leaves it: `status`, under `name`.
+fn left(builder: &EntryBuilder, name: &str, status: Status) -> Observed {
+    let mut o = builder.observed();
+    o.name = name.into();
+    o.id = format!("id-{name}");
+    o.running = status.is_running();
+    o.status = status;
+    o
+}
+
+#[test]
+fn what_an_interrupted_replacement_left_converges_without_counting_as_removals() {
+    // Killed after creating the replacement: the old container still runs (changed), the new
+    // one waits under its temporary name. Only the replacement counts against the limit.
+    let web = entry("web").env("A=1");
+    let mut changed = web.observed();
+    changed.spec = Some(entry("web").env("A=2").0.spec);
+    let unstarted = left(&web, "web-guestlist-new", Status::Created);
+    let plan = super::plan(&state(vec![web]), &[changed, unstarted.clone()]);
+    assert_eq!(
+        markers(&plan),
+        vec![vec!["- web-guestlist-new"], vec!["~ web"]]
+    );
+    assert_eq!(plan.removal_count(), 1);
+    // One that ever ran under that name is no leftover of guestlist's: an extra, counted.
+    let web = entry("web");
+    let mut ran = unstarted;
+    ran.status = Status::Exited;
+    let plan = super::plan(&state(vec![web]), &[entry("web").observed(), ran]);
+    assert_eq!(plan.removal_count(), 1);
+
+    // Killed after setting the old one aside: it gets its name back; the unstarted
+    // replacement under the temporary name goes, uncounted.
+    let web = entry("web");
+    let aside = left(&web, "web-guestlist-old", Status::Exited);
+    let new = left(&web, "web-guestlist-new", Status::Created);
+    let plan = super::plan(&state(vec![web]), &[aside.clone(), new]);
+    assert_eq!(
+        markers(&plan),
+        vec![vec!["- web-guestlist-new"], vec!["< web"]]
+    );
+    assert_eq!(plan.removal_count(), 0);
+    assert!(matches!(
+        &plan.waves[1][0],
+        Action::PutBack { id, clear: None, start: true, .. } if id == "id-web-guestlist-old"
+    ));
+
+    // Killed after the replacement took the name but before it started: the replacement is
+    // finished (started, the old one removed after, or put back if the start fails).
+    let web = entry("web");
+    let named = left(&web, "web", Status::Created);
+    let plan = super::plan(&state(vec![web]), &[aside.clone(), named.clone()]);
+    assert_eq!(markers(&plan), vec![vec!["~ web"]]);
+    assert!(matches!(
+        &plan.waves[0][0],
+        Action::Finish { id, aside, start: true, .. }
+            if id == "id-web" && aside == "id-web-guestlist-old"
+    ));
+    assert_eq!(plan.removal_count(), 0);
+    // Unless what holds the name is not the record: it goes, and the old one comes back.
+    let web = entry("web").env("A=1");
+    let mut other = named;
+    other.spec = Some(entry("web").env("A=2").0.spec);
+    let plan = super::plan(&state(vec![web]), &[aside.clone(), other]);
+    assert_eq!(markers(&plan), vec![vec!["< web"]]);
+    assert!(matches!(
+        &plan.waves[0][0],
+        Action::PutBack { clear: Some(id), .. } if id == "id-web"
+    ));
+    assert_eq!(plan.removal_count(), 0);
+
+    // Killed after the replacement started: what was set aside goes, uncounted.
+    let web = entry("web");
+    let plan = super::plan(&state(vec![web]), &[aside.clone(), entry("web").observed()]);
+    assert_eq!(markers(&plan), vec![vec!["- web-guestlist-old"]]);
+    assert_eq!(plan.removal_count(), 0);
+    assert_eq!(plan.in_sync, ["web"]);
+
+    // Set aside and still differing, with the name free: replaced from where it stands.
+    let web = entry("web").env("A=1");
+    let mut differs = left(&web, "web-guestlist-old", Status::Exited);
+    differs.spec = Some(entry("web").env("A=2").0.spec);
+    let plan = super::plan(&state(vec![web]), &[differs]);
+    assert_eq!(markers(&plan), vec![vec!["~ web"]]);
+    assert!(
+        matches!(&plan.waves[0][0], Action::Replace { id, .. } if id == "id-web-guestlist-old")
+    );
+    assert_eq!(plan.removal_count(), 1);
+
+    // A running container under a set-aside name is not guestlist's doing: an extra.
+    let web = entry("web");
+    let running = left(&web, "web-guestlist-old", Status::Running);
+    let plan = super::plan(&state(vec![web]), &[running]);
+    assert_eq!(
+        markers(&plan),
+        vec![vec!["- web-guestlist-old"], vec!["+ web"]]
+    );
+    assert_eq!(plan.removal_count(), 1);
+}

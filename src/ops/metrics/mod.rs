@@ -49,7 +49,8 @@ const STATES: [&str; 8] = [
     "extra",
     "tolerated",
 ];
-const KINDS: [&str; 4] = ["create", "start", "replace", "remove"];
+/// Action verbs as metric labels (`put back` is `put_back`).
+const KINDS: [&str; 5] = ["create", "start", "replace", "remove", "put_back"];
 
 pub struct Metrics {
     registry: Registry,
@@ -203,7 +204,7 @@ impl Metrics {
                 let n = facts
                     .results
                     .iter()
-                    .filter(|r| r.action.verb() == kind)
+                    .filter(|r| r.action.verb().replace(' ', "_") == kind)
                     .filter(|r| r.outcome.is_ok() == (result == "ok"))
                     .count();
                 self.last_actions
@@ -388,8 +389,8 @@ fn counts(plan: &Plan, running: usize) -> [(&'static str, usize); 8] {
     let actions = || plan.actions().chain(&plan.spared);
     let count = |f: fn(&Action) -> bool| actions().filter(|a| f(a)).count();
     let missing = count(|a| matches!(a, Action::Create { .. })) + plan.removing.len();
-    let stopped = count(|a| matches!(a, Action::Start { .. }));
-    let changed = count(|a| matches!(a, Action::Replace { .. }));
+    let stopped = count(|a| matches!(a, Action::Start { .. } | Action::PutBack { .. }));
+    let changed = count(|a| matches!(a, Action::Replace { .. } | Action::Finish { .. }));
     let extra = count(|a| matches!(a, Action::Remove { .. }));
     let in_sync = plan.in_sync.len();
     [

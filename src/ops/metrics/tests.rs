@@ -13,6 +13,7 @@ fn plan() -> Plan {
                 name: "x".into(),
                 id: "1".into(),
                 image: "i".into(),
+                leftover: None,
             },
             Action::Start {
                 name: "db".into(),
