@@ -221,6 +221,47 @@ pub(super) fn signal_number(text: &str) -> Option<u32> {
     names.get(name).copied()
 }
 
+/// HostConfig lists the engine treats as sets (capabilities, security options, groups, device
+/// rules, links, `--volumes-from`, extra hosts, resolver options, devices, limits). `Dns` and
+/// `DnsSearch` are not among them: the resolver tries them in order.
+pub(super) const SETS: &[&str] = &[
+    "CapAdd",
+    "CapDrop",
+    "SecurityOpt",
+    "GroupAdd",
+    "DeviceCgroupRules",
+    "Links",
+    "VolumesFrom",
+    "ExtraHosts",
+    "DnsOptions",
+    "Devices",
+    "Ulimits",
+    "BlkioWeightDevice",
+    "BlkioDeviceReadBps",
+    "BlkioDeviceWriteBps",
+    "BlkioDeviceReadIOps",
+    "BlkioDeviceWriteIOps",
+];
+
+/// Endpoint settings with their aliases in order: aliases are a set, and the engine and
+/// compose list them in different orders. The container's own hostname is no alias of the
+/// user's: engines before API 1.45 add it on every user network, later ones do not.
+pub(super) fn aliases_as_set(
+    endpoint: &Map<String, Value>,
+    hostname: Option<&str>,
+) -> Map<String, Value> {
+    let mut endpoint = endpoint.clone();
+    if let Some(Value::Array(aliases)) = endpoint.get_mut("Aliases") {
+        aliases.retain(|a| a.as_str() != hostname);
+        aliases.sort_by_key(|a| a.to_string());
+        aliases.dedup();
+        if aliases.is_empty() {
+            endpoint.remove("Aliases");
+        }
+    }
+    endpoint
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
-use super::canonical::{self, clean_path};
+use super::canonical::{self, aliases_as_set, clean_path, SETS};
 use super::capture::{
     settle_pids_limit, strip_configured_defaults, strip_fixed_defaults, subtract_image_values,
     CONFIG_KEEP_ZERO, HOST_KEEP_ZERO,
@@ -213,7 +213,10 @@ pub fn diff(recorded: &ContainerSpec, observed: &ContainerSpec) -> Vec<String> {
         .chain(observed.networks.keys())
         .collect();
     for name in names {
-        let endpoint = |s: &ContainerSpec| s.networks.get(name).map(aliases_as_set);
+        let endpoint = |s: &ContainerSpec| {
+            let hostname = s.config.get("Hostname").and_then(Value::as_str);
+            s.networks.get(name).map(|e| aliases_as_set(e, hostname))
+        };
         let mut live = endpoint(observed);
         // A record without a MAC address says nothing about it: taken before API 1.44 or by a
         // guestlist that did not record one, it must not make a pass replace the container
@@ -344,38 +347,6 @@ fn comparable_host(host: &Map<String, Value>) -> Map<String, Value> {
         host.remove("RestartPolicy");
     }
     host
-}
-
-/// HostConfig lists the engine treats as sets (capabilities, security options, groups, device
-/// rules, links, `--volumes-from`, extra hosts, resolver options, devices, limits). `Dns` and
-/// `DnsSearch` are not among them: the resolver tries them in order.
-const SETS: &[&str] = &[
-    "CapAdd",
-    "CapDrop",
-    "SecurityOpt",
-    "GroupAdd",
-    "DeviceCgroupRules",
-    "Links",
-    "VolumesFrom",
-    "ExtraHosts",
-    "DnsOptions",
-    "Devices",
-    "Ulimits",
-    "BlkioWeightDevice",
-    "BlkioDeviceReadBps",
-    "BlkioDeviceWriteBps",
-    "BlkioDeviceReadIOps",
-    "BlkioDeviceWriteIOps",
-];
-
-/// Endpoint settings with their aliases in order: aliases are a set, and the engine and
-/// compose list them in different orders.
-fn aliases_as_set(endpoint: &Map<String, Value>) -> Map<String, Value> {
-    let mut endpoint = endpoint.clone();
-    if let Some(Value::Array(aliases)) = endpoint.get_mut("Aliases") {
-        aliases.sort_by_key(|a| a.to_string());
-    }
-    endpoint
 }
 
 fn diff_maps(prefix: &str, a: &Map<String, Value>, b: &Map<String, Value>, out: &mut Vec<String>) {

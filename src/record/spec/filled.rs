@@ -199,3 +199,127 @@ pub(super) fn podman_home(spec: &mut ContainerSpec, image: &Value, live: &Contai
         env.push(home.clone());
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::super::tests::{capture_with, defaults, image, inspect};
+    use super::super::{as_created, diff, normalize, EngineDefaults};
+    use super::*;
+    use serde_json::json;
+
+    fn podman_defaults() -> EngineDefaults {
+        EngineDefaults {
+            kind: EngineKind::Podman,
+            ..defaults()
+        }
+    }
+
+    fn record(value: Value) -> ContainerSpec {
+        let mut spec: ContainerSpec = serde_json::from_value(value).unwrap();
+        normalize("web", &mut spec);
+        spec
+    }
+
+    #[test]
+    fn a_healthcheck_takes_the_images_timings_on_docker_and_podmans_defaults_on_podman() {
+        let image = image();
+        let mut config = Map::new();
+        config.insert(
+            "Healthcheck".into(),
+            json!({"Test": ["CMD", "true"], "Retries": 0, "Timeout": 0}),
+        );
+        let mut docker = config.clone();
+        healthcheck(&mut docker, Some(&image), EngineKind::Docker);
+        assert_eq!(
+            docker["Healthcheck"],
+            json!({"Test": ["CMD", "true"], "Interval": 30000000000u64})
+        );
+        let mut podman = config;
+        healthcheck(&mut podman, None, EngineKind::Podman);
+        assert_eq!(
+            podman["Healthcheck"],
+            json!({"Test": ["CMD", "true"], "Interval": 30000000000u64,
+                   "Timeout": 30000000000u64, "Retries": 3})
+        );
+        // Timings of the record's own are kept, and compared.
+        let mut own = Map::new();
+        own.insert(
+            "Healthcheck".into(),
+            json!({"Test": ["CMD", "true"], "Interval": 5000000000u64}),
+        );
+        healthcheck(&mut own, Some(&image), EngineKind::Docker);
+        assert_eq!(own["Healthcheck"]["Interval"], json!(5000000000u64));
+    }
+
+    #[test]
+    fn a_container_is_on_the_network_it_is_created_on_and_no_other() {
+        let mut live = capture_with(&inspect(), None);
+        live.networks.insert("probenet".into(), Map::new());
+        let mut recorded = live.clone();
+        recorded.networks.clear();
+        let created = as_created(&recorded, None, Some(&defaults()), None);
+        assert_eq!(diff(&created, &live), Vec::<String>::new());
+        // A network the record names and the container lacks is a change.
+        let mut more = live.clone();
+        more.networks.insert("other".into(), Map::new());
+        let created = as_created(&more, None, Some(&defaults()), None);
+        assert_eq!(diff(&created, &live), ["networks.other"]);
+    }
+
+    #[test]
+    fn podmans_own_spellings_compare_equal_and_a_real_change_is_still_one() {
+        let hand = record(json!({
+            "image": "probe:1", "image_id": "sha256:6ede",
+            "config": {"StopSignal": "TERM", "Domainname": "example.com", "User": "nobody"},
+            "host_config": {"CapDrop": ["cap_chown", "MKNOD"], "Init": false,
+                            "LogConfig": {"Type": "json-file", "Config": {"max-size": "1m"}},
+                            "Memory": 67108864, "MemorySwap": -1, "ReadonlyRootfs": true,
+                            "PortBindings": {"80": [{"HostIp": "127.0.0.1"}]},
+                            "Binds": ["/srv/:/data:ro,z"], "Tmpfs": {"/scratch": "rw"}}
+        }));
+        // What Podman reports for it, read by `capture` (podman::normalize).
+        let live = record(json!({
+            "image": "probe:1", "image_id": "sha256:6ede",
+            "config": {"User": "nobody", "Env": ["HOME=/"], "ExposedPorts": {"80/tcp": {}}},
+            "host_config": {"CapDrop": ["CHOWN"], "Memory": 67108864, "ReadonlyRootfs": true,
+                            "PidsLimit": 2048,
+                            "PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "40123"}]},
+                            "Binds": ["/srv:/data:ro"],
+                            "Tmpfs": {"/scratch": "", "/run": "", "/tmp": "", "/var/tmp": ""}},
+            "networks": {"podman": {}}
+        }));
+        let image = json!({"Env": ["PATH=/bin"]});
+        let podman = podman_defaults();
+        let created = as_created(&hand, Some(&image), Some(&podman), Some(&live));
+        assert_eq!(diff(&created, &live), Vec::<String>::new());
+        // Each of these is another container than the live one.
+        for (part, key, value) in [
+            ("config", "StopSignal", json!("USR1")),
+            ("config", "Env", json!(["HOME=/srv"])),
+            (
+                "host_config",
+                "CapDrop",
+                json!(["CHOWN", "NET_BIND_SERVICE"]),
+            ),
+            ("host_config", "Memory", json!(33554432)),
+            ("host_config", "Binds", json!(["/srv:/data"])),
+            ("host_config", "Tmpfs", json!({"/scratch": "size=1m"})),
+            (
+                "host_config",
+                "PortBindings",
+                json!({"80/tcp": [{"HostIp": "0.0.0.0"}]}),
+            ),
+        ] {
+            let mut changed = serde_json::to_value(&hand).unwrap();
+            changed[part][key] = value;
+            let changed = record(changed);
+            let created = as_created(&changed, Some(&image), Some(&podman), Some(&live));
+            assert_eq!(
+                diff(&created, &live),
+                [format!("{part}.{key}")],
+                "{part}.{key}"
+            );
+        }
+    }
+}
