@@ -19,6 +19,8 @@ mod compat;
 mod engines;
 /// One test per recreated option: snapshot, rm -f, enforce, compare inspect.
 mod fidelity;
+/// Hand-written entries in every spelling the engine accepts: two passes never both act.
+mod flapping;
 /// snapshot, diff, enforce and forget end to end.
 mod flow;
 /// `guestlist guard`: the socket proxy and the authorization plugin.

@@ -256,7 +256,8 @@ pub fn differences(entry: &crate::record::state::Entry, o: &Observed) -> Vec<cha
     let image = origin
         .and_then(|o| o.image.as_deref())
         .filter(|_| same_image);
-    let recorded = spec::as_created(&entry.spec, image, origin.map(|o| &o.defaults));
+    let defaults = origin.map(|o| &o.defaults);
+    let recorded = spec::as_created(&entry.spec, image, defaults, o.spec.as_ref());
     o.spec
         .as_ref()
         .map(|live| change::changes(&recorded, live, &spec::diff(&recorded, live)))

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
+use super::canonical::{self, aliases_as_set, clean_path, SETS};
 use super::capture::{
     settle_pids_limit, strip_configured_defaults, strip_fixed_defaults, subtract_image_values,
     CONFIG_KEEP_ZERO, HOST_KEEP_ZERO,
@@ -14,7 +15,7 @@ use super::capture::{
 use super::volumes::{
     drop_covered_volumes, host_destinations, normalize_binds, volume_mounts_as_binds,
 };
-use super::*;
+use super::{filled, *};
 
 /// Bring a record written by hand into the form `capture` writes, so that it compares equal to
 /// the container created from it and no pass replaces that container again: what the engine
@@ -38,8 +39,44 @@ pub fn normalize(name: &str, spec: &mut ContainerSpec) {
                 .collect();
         }
     }
+    // A binding without an address or a port is one to every address, on a port the engine
+    // picks: the engine reports both, empty.
+    if let Some(Value::Object(ports)) = host.get_mut("PortBindings") {
+        for binding in ports.values_mut().filter_map(Value::as_array_mut).flatten() {
+            if let Value::Object(binding) = binding {
+                for key in ["HostIp", "HostPort"] {
+                    binding.entry(key).or_insert(Value::String(String::new()));
+                }
+            }
+        }
+    }
     if let Some(Value::Object(policy)) = host.get_mut("RestartPolicy") {
         policy.entry("MaximumRetryCount").or_insert(Value::from(0));
+    }
+    // The environment as the process sees it: a name set twice has its last value, where the
+    // last one stood (Docker's runtime and Podman's map agree on that).
+    if let Some(Value::Array(env)) = config.get_mut("Env") {
+        let name = |e: &Value| {
+            let text = e.as_str().unwrap_or_default().to_string();
+            text.split_once('=')
+                .map_or(text.clone(), |(n, _)| n.to_string())
+        };
+        let names: Vec<String> = env.iter().map(name).collect();
+        let mut index = 0;
+        env.retain(|_| {
+            index += 1;
+            !names[index..].contains(&names[index - 1])
+        });
+    }
+    // Both engines clean the working directory they are sent (`/srv/` runs in `/srv`).
+    if let Some(Value::String(dir)) = config.get_mut("WorkingDir") {
+        if dir.starts_with('/') {
+            *dir = clean_path(dir);
+        }
+    }
+    // Neither engine reports a zero part of a healthcheck.
+    if let Some(Value::Object(check)) = config.get_mut("Healthcheck") {
+        check.retain(|_, v| !is_zero(v));
     }
     strip_zero(config, CONFIG_KEEP_ZERO);
     strip_fixed_defaults(host);
@@ -66,41 +103,37 @@ pub fn normalize(name: &str, spec: &mut ContainerSpec) {
 /// what a hand-written record states although the engine's settings or the image supply it
 /// (the default runtime, an env entry, the command, a label) is theirs, and the image's volumes
 /// get anonymous volumes the record need not name. `capture`'s own records come out as they
-/// went in. For comparing only: a create request is built from the record itself.
+/// went in. What only the container made tells (Podman's `HOME` for a user other than root)
+/// is read from `live`, made from the same image. For comparing only: a create request is
+/// built from the record itself.
 pub fn as_created(
     recorded: &ContainerSpec,
     image: Option<&Value>,
     defaults: Option<&EngineDefaults>,
+    live: Option<&ContainerSpec>,
 ) -> ContainerSpec {
     let mut spec = recorded.clone();
     if let Some(defaults) = defaults {
         strip_configured_defaults(&mut spec.host_config, defaults);
         settle_pids_limit(&mut spec.host_config, defaults.kind);
-        // A record without networks runs on the engine's default one, which it reports.
-        let mode = spec.host_config.get("NetworkMode");
-        if spec.networks.is_empty() && mode.is_none() {
-            let network = match defaults.kind {
-                EngineKind::Docker => "bridge",
-                EngineKind::Podman => "podman",
-            };
-            spec.networks.insert(network.into(), Map::new());
-        }
+        filled::network_created_on(&mut spec, defaults.kind);
+        filled::healthcheck(&mut spec.config, image, defaults.kind);
         // An engine before API 1.44 cannot be asked for one (README, "MAC addresses").
         if !defaults.endpoint_mac {
             for endpoint in spec.networks.values_mut() {
                 endpoint.remove("MacAddress");
             }
         }
-        // Podman keeps the environment as a map: its order is its own (`podman::normalize`).
         if defaults.kind == EngineKind::Podman {
-            if let Some(Value::Array(env)) = spec.config.get_mut("Env") {
-                env.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
-            }
+            filled::podman(&mut spec, image);
         }
     }
     let Some(image) = image else {
         return spec;
     };
+    if let (Some(live), Some(EngineKind::Podman)) = (live, defaults.map(|d| d.kind)) {
+        filled::podman_home(&mut spec, image, live);
+    }
     let config = &mut spec.config;
     // Anonymous volumes at the image's and the record's volume paths that nothing else mounts.
     let covered = host_destinations(&spec.host_config);
@@ -111,6 +144,8 @@ pub fn as_created(
             .map(strings_of_keys)
             .unwrap_or_default(),
     );
+    // The engine mounts the volume at the clean path (`/cache/` at `/cache`).
+    let places = places.iter().map(|p| clean_path(p));
     for destination in places {
         let named = spec
             .anonymous_volumes
@@ -164,10 +199,12 @@ pub fn diff(recorded: &ContainerSpec, observed: &ContainerSpec) -> Vec<String> {
         &comparable_config(&observed_config, observed),
         &mut fields,
     );
+    let mut observed_host = observed.host_config.clone();
+    canonical::any_host_port(&recorded.host_config, &mut observed_host);
     diff_maps(
         "host_config",
         &comparable_host(&recorded.host_config),
-        &comparable_host(&observed.host_config),
+        &comparable_host(&observed_host),
         &mut fields,
     );
     let names: BTreeSet<&String> = recorded
@@ -176,7 +213,10 @@ pub fn diff(recorded: &ContainerSpec, observed: &ContainerSpec) -> Vec<String> {
         .chain(observed.networks.keys())
         .collect();
     for name in names {
-        let endpoint = |s: &ContainerSpec| s.networks.get(name).map(aliases_as_set);
+        let endpoint = |s: &ContainerSpec| {
+            let hostname = s.config.get("Hostname").and_then(Value::as_str);
+            s.networks.get(name).map(|e| aliases_as_set(e, hostname))
+        };
         let mut live = endpoint(observed);
         // A record without a MAC address says nothing about it: taken before API 1.44 or by a
         // guestlist that did not record one, it must not make a pass replace the container
@@ -197,10 +237,13 @@ pub fn diff(recorded: &ContainerSpec, observed: &ContainerSpec) -> Vec<String> {
     // Compared by destination only: the volume *name* of a live container is its current data,
     // and a container recreated by hand with a fresh volume must not be replaced to swap it.
     let places = |s: &ContainerSpec| -> Vec<(String, bool)> {
-        s.anonymous_volumes
+        let mut places: Vec<(String, bool)> = s
+            .anonymous_volumes
             .iter()
-            .map(|v| (v.destination.clone(), v.read_only))
-            .collect()
+            .map(|v| (clean_path(&v.destination), v.read_only))
+            .collect();
+        places.sort();
+        places
     };
     if places(recorded) != places(observed) {
         fields.push("anonymous_volumes".to_string());
@@ -241,6 +284,7 @@ fn without_compose_labels(
 /// CLI's `-v /path` sends one, Compose 2 mounts the same volume without it.
 fn comparable_config(config: &Map<String, Value>, spec: &ContainerSpec) -> Map<String, Value> {
     let mut config = config.clone();
+    canonical::config(&mut config);
     // The environment as the process sees it: by name, the last value of a name winning. The
     // docker CLI does not keep the order of `-e`, and the same variables in another order are
     // the same environment.
@@ -258,7 +302,7 @@ fn comparable_config(config: &Map<String, Value>, spec: &ContainerSpec) -> Map<S
             !spec
                 .anonymous_volumes
                 .iter()
-                .any(|v| &v.destination == path)
+                .any(|v| clean_path(&v.destination) == *path)
         });
         if volumes.is_empty() {
             config.remove("Volumes");
@@ -272,6 +316,7 @@ fn comparable_config(config: &Map<String, Value>, spec: &ContainerSpec) -> Map<S
 /// other); lists in order.
 fn comparable_host(host: &Map<String, Value>) -> Map<String, Value> {
     let mut host = host.clone();
+    canonical::host(&mut host);
     volume_mounts_as_binds(&mut host);
     for key in ["Binds", "Mounts"] {
         if let Some(Value::Array(items)) = host.get_mut(key) {
@@ -302,38 +347,6 @@ fn comparable_host(host: &Map<String, Value>) -> Map<String, Value> {
         host.remove("RestartPolicy");
     }
     host
-}
-
-/// HostConfig lists the engine treats as sets (capabilities, security options, groups, device
-/// rules, links, `--volumes-from`, extra hosts, resolver options, devices, limits). `Dns` and
-/// `DnsSearch` are not among them: the resolver tries them in order.
-const SETS: &[&str] = &[
-    "CapAdd",
-    "CapDrop",
-    "SecurityOpt",
-    "GroupAdd",
-    "DeviceCgroupRules",
-    "Links",
-    "VolumesFrom",
-    "ExtraHosts",
-    "DnsOptions",
-    "Devices",
-    "Ulimits",
-    "BlkioWeightDevice",
-    "BlkioDeviceReadBps",
-    "BlkioDeviceWriteBps",
-    "BlkioDeviceReadIOps",
-    "BlkioDeviceWriteIOps",
-];
-
-/// Endpoint settings with their aliases in order: aliases are a set, and the engine and
-/// compose list them in different orders.
-fn aliases_as_set(endpoint: &Map<String, Value>) -> Map<String, Value> {
-    let mut endpoint = endpoint.clone();
-    if let Some(Value::Array(aliases)) = endpoint.get_mut("Aliases") {
-        aliases.sort_by_key(|a| a.to_string());
-    }
-    endpoint
 }
 
 fn diff_maps(prefix: &str, a: &Map<String, Value>, b: &Map<String, Value>, out: &mut Vec<String>) {
@@ -416,7 +429,7 @@ mod tests {
             let mut normalized = captured.clone();
             normalize("web", &mut normalized);
             assert_eq!(normalized, captured);
-            let created = as_created(&captured, Some(&image), Some(&defaults()));
+            let created = as_created(&captured, Some(&image), Some(&defaults()), None);
             assert_eq!(created, captured);
         }
     }
@@ -464,7 +477,7 @@ mod tests {
                 "anonymous_volumes"
             ]
         );
-        let hand = as_created(&hand, Some(&image), Some(&defaults()));
+        let hand = as_created(&hand, Some(&image), Some(&defaults()), None);
         assert_eq!(diff(&hand, &live), Vec::<String>::new());
     }
 

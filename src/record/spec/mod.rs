@@ -11,9 +11,11 @@
 //! reads like `docker inspect` output and an operator can edit it with the API docs at hand.
 //! No IO here: the caller brings the inspect output, the image config and the engine's defaults.
 
+mod canonical;
 mod capture;
 mod compare;
 mod create;
+mod filled;
 mod networks;
 mod podman;
 #[cfg(test)]

@@ -19,7 +19,7 @@ const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/b
 /// Podman's `/dev/shm` size (64000k), where Docker's is 64 MiB.
 const DEFAULT_SHM_SIZE: u64 = 65_536_000;
 /// Capabilities in Docker's default set that Podman's lacks; Podman reports them as dropped.
-const DEFAULT_CAP_DROP: [&str; 3] = ["AUDIT_WRITE", "MKNOD", "NET_RAW"];
+pub(super) const DEFAULT_CAP_DROP: [&str; 3] = ["AUDIT_WRITE", "MKNOD", "NET_RAW"];
 /// Mount options Podman adds to every bind, volume and tmpfs (`rw` is everyone's default).
 const DEFAULT_MOUNT_OPTIONS: [&str; 3] = ["rw", "rprivate", "rbind"];
 /// Further options Podman adds to volumes and tmpfs, never to a bind of a host path.

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
+use super::canonical::clean_path;
 use super::{is_zero, strings, AnonymousVolume};
 
 /// A volume name the engine generated: 64 hex digits.
@@ -20,9 +21,12 @@ pub(super) fn take_anonymous_volumes(
     host: &mut Map<String, Value>,
     mounts: &Value,
 ) -> Vec<AnonymousVolume> {
+    // The engine mounts at the clean path what `Config.Volumes` may name with a trailing slash.
     let mounted_volume = |destination: &str| {
+        let destination = clean_path(destination);
         mounts.as_array()?.iter().find(|m| {
-            m["Type"].as_str() == Some("volume") && m["Destination"].as_str() == Some(destination)
+            m["Type"].as_str() == Some("volume")
+                && m["Destination"].as_str() == Some(destination.as_str())
         })
     };
     let mut found = BTreeMap::new();
@@ -34,7 +38,7 @@ pub(super) fn take_anonymous_volumes(
                 let read_only = parts
                     .get(2)
                     .is_some_and(|o| o.split(',').any(|o| o == "ro"));
-                found.insert(parts[1].to_string(), (parts[0].to_string(), read_only));
+                found.insert(clean_path(parts[1]), (parts[0].to_string(), read_only));
                 return false;
             }
             true
@@ -58,7 +62,7 @@ pub(super) fn take_anonymous_volumes(
             match name {
                 Some(name) => {
                     let read_only = m["ReadOnly"].as_bool().unwrap_or(false);
-                    found.insert(target.to_string(), (name.to_string(), read_only));
+                    found.insert(clean_path(target), (name.to_string(), read_only));
                     false
                 }
                 None => true,
@@ -76,7 +80,7 @@ pub(super) fn take_anonymous_volumes(
             if let Some(m) = mounted_volume(destination) {
                 let name = m["Name"].as_str().unwrap_or_default().to_string();
                 found.insert(
-                    destination.clone(),
+                    clean_path(destination),
                     (name, !m["RW"].as_bool().unwrap_or(true)),
                 );
             }
