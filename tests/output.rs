@@ -435,3 +435,72 @@ fn a_read_only_state_directory_suggests_a_run_dir() {
     );
     assert!(logs.contains("hint: pass --run-dir DIR"), "{logs}");
 }
+
+/// A sandbox whose list holds `web`, which cannot be created: its network is gone.
+fn failing_to_create() -> Sandbox {
+    let sb = Sandbox::new();
+    let net = sb.network("net", &[]);
+    sb.run("web", &["--network", &net], &[]);
+    sb.snapshot(&[]);
+    crate::util::docker(&["rm", "-f", &sb.name("web")]);
+    crate::util::docker(&["network", "rm", &net]);
+    sb
+}
+
+fn text(body: &Value) -> &str {
+    body["text"].as_str().expect("a text line")
+}
+
+#[test]
+fn a_container_dropped_from_the_list_is_told_as_such_not_as_back_in_sync() {
+    // Its image is gone: each create fails at once and leaves nothing behind.
+    let sb = Sandbox::new();
+    let image = sb.image("img");
+    sb.run_image("web", &image);
+    sb.snapshot(&[]);
+    crate::util::docker(&["rm", "-f", &sb.name("web")]);
+    crate::util::docker(&["rmi", &image]);
+    let receiver = Receiver::start(Answer::Take);
+    let url = receiver.url();
+    let web = sb.name("web");
+    sb.expect(&["enforce", "--notify", &url], 1);
+    assert_eq!(receiver.bodies().len(), 1, "{:#?}", receiver.bodies());
+
+    sb.expect(&["forget", &web], 0);
+    sb.expect(&["enforce", "--notify", &url], 0);
+    let bodies = receiver.bodies();
+    assert_eq!(bodies.len(), 2, "{bodies:#?}");
+    let told = &bodies[1];
+    assert!(
+        text(told).contains(&format!("{web} is no longer on the list")),
+        "{told:#}"
+    );
+    assert!(!text(told).contains("back in sync"), "{told:#}");
+    assert_eq!(told["situations"][0]["state"], "resolved", "{told:#}");
+}
+
+#[test]
+fn a_situation_no_receiver_took_keeps_when_it_began() {
+    let sb = failing_to_create();
+    let down = Receiver::start(Answer::Fail);
+    let began = std::time::SystemTime::now();
+    sb.expect(&["enforce", "--notify", &down.url()], 1);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let second = std::time::SystemTime::now();
+    sb.expect(&["enforce", "--notify", &down.url()], 1);
+    assert!(down.requests() >= 2, "the receiver was not asked");
+
+    let up = Receiver::start(Answer::Take);
+    sb.expect(&["enforce", "--notify", &up.url()], 1);
+    let bodies = up.bodies();
+    assert_eq!(bodies.len(), 1, "{bodies:#?}");
+    let situation = &bodies[0]["situations"][0];
+    assert_eq!(situation["state"], "new", "{situation}");
+    let since = humantime::parse_rfc3339(situation["since"].as_str().unwrap()).unwrap();
+    // `since` is in whole seconds: the first pass's second, not the second pass's.
+    assert!(
+        since + std::time::Duration::from_secs(1) > began && since < second,
+        "since {situation} restarted: the first pass began at {}",
+        humantime::format_rfc3339_seconds(began)
+    );
+}
