@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::ops::log::LogFormat;
 use crate::record::rules::{AllowRule, LabelSelector, Orchestrator};
 
 const EXIT_CODES: &str = "\
@@ -74,8 +75,8 @@ pub struct Cli {
     pub quiet: u8,
 
     /// Log lines as text or as JSON objects (one per line)
-    #[arg(long, global = true, value_enum, default_value_t = crate::ops::log::LogFormat::Text)]
-    pub log_format: crate::ops::log::LogFormat,
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 
     /// Use a state file taken on another kind of engine (Docker, Podman) than the one at
     /// --host: what each reports of a container differs, so a pass may replace containers
@@ -322,6 +323,28 @@ pub struct PassArgs {
     pub notify_repeat: std::time::Duration,
 }
 
+/// The `--log-format` of a command line that did not parse, as far as it can be read: a usage
+/// error is told in the shape the caller asked for. Read from the words themselves, since clap
+/// stops at the first one it cannot place (`enforce --bogus --log-format json`).
+pub fn log_format_asked(args: impl IntoIterator<Item = std::ffi::OsString>) -> LogFormat {
+    let mut asked = LogFormat::Text;
+    let mut words = args.into_iter().skip(1);
+    while let Some(word) = words.next() {
+        let value = match word.to_str() {
+            Some("--") => break,
+            Some("--log-format") => words.next(),
+            Some(w) => w.strip_prefix("--log-format=").map(Into::into),
+            None => None,
+        };
+        if let Some(format) =
+            value.and_then(|v| LogFormat::from_str(&v.to_string_lossy(), false).ok())
+        {
+            asked = format;
+        }
+    }
+    asked
+}
+
 /// One `--notify` value (or `GUESTLIST_NOTIFY`): one or more http or https URLs, several
 /// separated by a comma before `http://` or `https://` (so a comma inside a URL, `?ids=1,2`,
 /// stays in it), or nothing (set empty by a compose file or a unit that passes it through).
@@ -525,6 +548,29 @@ mod tests {
             panic!()
         };
         assert_eq!(args.format, ReportFormat::Json);
+    }
+
+    #[test]
+    fn the_log_format_is_read_from_a_command_line_that_does_not_parse() {
+        let asked = |line: &str| log_format_asked(line.split(' ').map(Into::into));
+        assert_eq!(
+            asked("guestlist enforce --bogus --log-format json"),
+            LogFormat::Json
+        );
+        assert_eq!(
+            asked("guestlist --log-format=json frobnicate"),
+            LogFormat::Json
+        );
+        assert_eq!(
+            asked("guestlist --log-format json --log-format text x"),
+            LogFormat::Text
+        );
+        assert_eq!(asked("guestlist --log-format yaml x"), LogFormat::Text);
+        assert_eq!(
+            asked("guestlist snapshot -- --log-format json"),
+            LogFormat::Text
+        );
+        assert_eq!(asked("guestlist --log-format"), LogFormat::Text);
     }
 
     #[test]

@@ -15,12 +15,9 @@ impl fmt::Display for Hint {
     }
 }
 
-/// Print a fatal error once, as one line with its whole chain of causes, then the hint if any.
-pub fn print_error(err: &anyhow::Error) {
-    match err.downcast_ref::<Hint>() {
-        Some(hint) => eprintln!("guestlist: {}\nhint: {hint}", cause(err)),
-        None => eprintln!("guestlist: {err:#}"),
-    }
+/// The next step the error carries, if any.
+pub fn hint(err: &anyhow::Error) -> Option<String> {
+    err.downcast_ref::<Hint>().map(ToString::to_string)
 }
 
 /// The error's chain of causes on one line, without the hint: for log lines, where the

@@ -19,12 +19,28 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+use ops::log;
+
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            return ExitCode::from(log::usage_error(
+                &e,
+                cli::log_format_asked(std::env::args_os()),
+            ))
+        }
+    };
+    // Before anything can fail or warn, so that every line on stderr has the asked shape.
+    log::init(
+        log::level(cli.verbose, cli.quiet),
+        cli.log_format,
+        &log::Sink::detect(),
+    );
     match cmd::run(cli) {
         Ok(outcome) => outcome.exit_code(),
         Err(err) => {
-            error::print_error(&err);
+            log::fatal(&err);
             ExitCode::from(2)
         }
     }

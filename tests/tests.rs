@@ -39,6 +39,9 @@ mod notify;
 mod operations;
 /// Another orchestrator's containers (swarm, compose deploys) are its own.
 mod orchestrators;
+/// Output a machine can trust: JSON on stderr, `check` as strict as the commands that act,
+/// messages that name the real cause.
+mod output;
 /// The requests a pass sends and how many at once (never timed; see contrib/bench/perf.py).
 mod performance;
 /// Hand-edited lists checked like code; hand-written entries that do not loop.

@@ -11,6 +11,7 @@ use super::pass::{self, Acted, Pass, PassOptions};
 use super::{print, Outcome, Settings};
 use crate::cli::EnforceArgs;
 use crate::engine::Engine;
+use crate::ops::log;
 use crate::ops::metrics::{self, Metrics, PassFacts};
 use crate::plan::{ActionResult, PassEnd, Plan};
 use crate::record::state::State;
@@ -29,7 +30,7 @@ pub async fn run(settings: &Settings, args: EnforceArgs) -> Result<Outcome> {
         let report = pass::report("enforce", &options, pass, verified, &end, started.elapsed());
         let telling = notifier.tell(&report).await;
         for warning in &telling.warnings {
-            eprintln!("guestlist: warning: {warning}");
+            log::warning(warning);
         }
         failed_notifications = telling.failed;
     }
@@ -42,7 +43,7 @@ pub async fn run(settings: &Settings, args: EnforceArgs) -> Result<Outcome> {
             failed_notifications,
         };
         if let Err(e) = write_metrics(path, &facts) {
-            eprintln!("guestlist: warning: {e:#}");
+            log::warning(&format!("{e:#}"));
         }
     }
     Ok(Outcome::of(end?, options.dry_run))
@@ -68,17 +69,19 @@ async fn enforce(settings: &Settings, options: &PassOptions, seen: &mut Seen) ->
     let pass = pass::run(&engine, &state, &settings.history_path(), options).await?;
     let pass = seen.pass.insert(pass);
     for warning in &pass.warnings {
-        eprintln!("guestlist: warning: {warning}");
+        log::warning(warning);
     }
     match &pass.acted {
         // In sync, a dry run, or everything left to do held back by the crash-loop backoff.
         Acted::Nothing => print(&report::plan_text(&pass.plan, &pass.held)),
         Acted::Refused { removals, limit } => {
             print(&report::plan_text(&pass.plan, &pass.held));
-            eprintln!(
-                "guestlist: {}\nhint: check the plan above, then rerun with --max-removals \
-                 {removals} if it is right",
-                pass::refusal(*removals, *limit)
+            log::refusal(
+                &pass::refusal(*removals, *limit),
+                &format!(
+                    "check the plan above, then rerun with --max-removals {removals} if it is \
+                     right"
+                ),
             );
         }
         Acted::Done(results) => {

@@ -272,11 +272,6 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         .build()
         .context("cannot start the async runtime")?;
     let settings = Settings::resolve(&cli)?;
-    crate::ops::log::init(
-        crate::ops::log::level(cli.verbose, cli.quiet),
-        cli.log_format,
-        &crate::ops::log::Sink::detect(),
-    );
     runtime.block_on(async {
         match cli.command {
             Command::Snapshot(args) => snapshot::run(&settings, args).await,

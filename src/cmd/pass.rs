@@ -67,6 +67,8 @@ pub struct Pass {
     pub warnings: Vec<String>,
     /// Allowed containers guestlist started more than once without their staying up.
     pub dying: BTreeSet<String>,
+    /// The names on the list this pass went by.
+    pub listed: BTreeSet<String>,
 }
 
 pub enum Acted {
@@ -172,6 +174,7 @@ pub async fn run(
         acted,
         warnings,
         dying,
+        listed: allowed.into_iter().map(String::from).collect(),
     })
 }
 
@@ -211,6 +214,7 @@ pub fn report(
         dying: &pass.dying,
         results,
         refused,
+        listed: &pass.listed,
     };
     let ended = end.as_ref().map_or(PassEnd::Error, |end| *end);
     let mut report = notify::Report::of_pass(command, options.dry_run, &seen, ended, duration);

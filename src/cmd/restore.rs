@@ -91,10 +91,10 @@ fn read(settings: &Settings) -> Result<Vec<Record>> {
     }
     let (records, skipped) = audit::read(path)?;
     if skipped > 0 {
-        eprintln!(
-            "guestlist: warning: skipped {skipped} unreadable lines in {}",
+        crate::ops::log::warning(&format!(
+            "skipped {skipped} unreadable lines in {}",
             path.display()
-        );
+        ));
     }
     Ok(records)
 }

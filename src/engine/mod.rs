@@ -5,13 +5,14 @@
 //! shapes that depend on the version (one network per create below 1.44) follow the server's
 //! `ApiVersion`, kept in `Engine::info`.
 
+mod failure;
 mod lookup;
 mod raw;
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerCreateBody, EndpointSettings, NetworkConnectRequest};
 use bollard::query_parameters::{
@@ -176,9 +177,7 @@ pub struct Image {
 /// Connect to `endpoint` and check that an engine answers there. `timeout` bounds each request
 /// up to its response headers; it must exceed the longest stop grace period.
 pub async fn connect(endpoint: &str, timeout: Duration) -> Result<Engine> {
-    let unreachable = |e: BollardError| {
-        anyhow!("cannot reach Docker at {endpoint}: {e}: is the daemon running, and may this user use its socket?")
-    };
+    let unreachable = |e: BollardError| failure::connecting(endpoint, &e);
     let docker = Docker::connect_with_host(endpoint)
         .map_err(unreachable)?
         .with_timeout(timeout);

@@ -110,7 +110,7 @@ pub fn text(host: &Host, report: &Report, news: &[News]) -> String {
                 ago(n.since, report.at)
             ),
             Stage::Resolved if acted.contains(&n.subject.as_str()) => continue,
-            Stage::Resolved => resolution(n),
+            Stage::Resolved => resolution(report, n),
         };
         parts.push(part);
     }
@@ -143,14 +143,26 @@ fn situation(report: &Report, subject: &str, condition: &str) -> String {
     }
 }
 
-fn resolution(n: &News) -> String {
-    match (n.subject == PASS, n.kind == "extra") {
-        (true, _) => format!(
+/// How a situation ended, by where its container stands now: on the list (back in sync, or
+/// an extra approved with `snapshot NAME`), off it (dropped with `forget`, or an extra gone),
+/// or tolerated by an allow rule.
+fn resolution(report: &Report, n: &News) -> String {
+    let subject = &n.subject;
+    if *subject == PASS {
+        return format!(
             "passes run and act again (was: {})",
             first_words(&n.condition)
-        ),
-        (false, true) => format!("{} is gone", n.subject),
-        (false, false) => format!("{} is back in sync", n.subject),
+        );
+    }
+    let listed = report.listed.contains(subject);
+    match (n.kind == "extra", listed) {
+        (false, true) => format!("{subject} is back in sync"),
+        (false, false) => format!("{subject} is no longer on the list"),
+        (true, true) => format!("{subject} is on the list now"),
+        (true, false) if report.tolerated.contains(subject) => {
+            format!("{subject} is tolerated now (an allow rule)")
+        }
+        (true, false) => format!("{subject} is gone"),
     }
 }
 
@@ -226,6 +238,8 @@ mod tests {
                 .iter()
                 .map(|(s, c)| (s.to_string(), Condition::new("failing", *c)))
                 .collect::<Conditions>(),
+            listed: ["web", "db"].map(String::from).into(),
+            tolerated: Default::default(),
         }
     }
 
@@ -280,6 +294,30 @@ mod tests {
             text(&host(), &r, &told),
             "guestlist on web-1: still db: keeps dying (since 3h 2m); web is back in sync; \
              intruder is gone"
+        );
+    }
+
+    #[test]
+    fn a_resolution_says_where_the_container_stands_now() {
+        let r = Report {
+            tolerated: ["ci-1".to_string()].into(),
+            ..report(vec![], &[])
+        };
+        let extra = |name| News {
+            kind: "extra".into(),
+            ..news(name, Stage::Resolved, "extra (image busybox)", 0)
+        };
+        let told = [
+            news("web", Stage::Resolved, "failed to create", 0),
+            news("old", Stage::Resolved, "failed to create", 0),
+            extra("db"),
+            extra("ci-1"),
+            extra("intruder"),
+        ];
+        assert_eq!(
+            text(&host(), &r, &told),
+            "guestlist on web-1: web is back in sync; old is no longer on the list; db is on \
+             the list now; ci-1 is tolerated now (an allow rule); intruder is gone"
         );
     }
 

@@ -68,6 +68,11 @@ pub struct Report {
     pub error: Option<String>,
     /// What is unresolved, by subject (see `situation::conditions`).
     pub conditions: Conditions,
+    /// The containers on the list the pass went by: a situation that ends because its
+    /// container left the list (`forget`) is not "back in sync".
+    pub listed: BTreeSet<String>,
+    /// Extras an allow rule tolerates now.
+    pub tolerated: BTreeSet<String>,
 }
 
 /// What a pass that ran leaves for its report.
@@ -80,6 +85,8 @@ pub struct PassSeen<'a> {
     pub dying: &'a BTreeSet<String>,
     pub results: &'a [ActionResult],
     pub refused: Option<Refused>,
+    /// The names on the list.
+    pub listed: &'a BTreeSet<String>,
 }
 
 impl Report {
@@ -111,6 +118,8 @@ impl Report {
             refused: seen.refused.clone(),
             error: None,
             conditions,
+            listed: seen.listed.clone(),
+            tolerated: remaining.tolerated.iter().map(|t| t.name.clone()).collect(),
         }
     }
 
@@ -131,6 +140,8 @@ impl Report {
                 Condition::new("error", "the pass could not run"),
             )]
             .into(),
+            listed: BTreeSet::new(),
+            tolerated: BTreeSet::new(),
         }
     }
 
@@ -227,7 +238,7 @@ impl Notifier {
             report.at,
             self.repeat,
         );
-        let mut keep = damaged;
+        let mut kept = review.memory;
         if message::worth_telling(report, &review.news) {
             let body = message::body(&self.host, report, &review.news);
             let answers = self.receivers.post(&body).await;
@@ -239,12 +250,15 @@ impl Notifier {
                         .push(format!("cannot notify {}: {e}", receiver.shown));
                 }
             }
-            // Told if anyone took it; otherwise the next pass tells it again.
-            keep |= answers.iter().any(Result::is_ok);
+            // Told if anyone took it; otherwise the next pass tells it again, with the time
+            // each situation began.
+            if !answers.iter().any(Result::is_ok) {
+                kept = review.untold;
+            }
         }
-        if keep && (damaged || review.memory != memory) {
+        if damaged || kept != memory {
             let path = self.memory_path.clone();
-            let saved = tokio::task::spawn_blocking(move || save(&path, &review.memory)).await;
+            let saved = tokio::task::spawn_blocking(move || save(&path, &kept)).await;
             if let Err(e) = saved.map_err(anyhow::Error::from).and_then(|r| r) {
                 telling
                     .warnings
@@ -363,6 +377,8 @@ mod tests {
             refused: None,
             error: None,
             conditions: Conditions::new(),
+            listed: BTreeSet::new(),
+            tolerated: BTreeSet::new(),
         }
     }
 

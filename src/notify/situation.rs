@@ -62,12 +62,23 @@ pub struct Told {
     pub told_ms: u64,
 }
 
-/// Every situation told and not yet resolved.
+/// A situation seen and not told yet, because no receiver took it: when it began, so that it
+/// keeps that beginning until it is told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Untold {
+    pub kind: String,
+    pub since_ms: u64,
+}
+
+/// Every situation told and not yet resolved, and those waiting to be told.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Memory {
     #[serde(default)]
     pub situations: BTreeMap<String, Told>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub untold: BTreeMap<String, Untold>,
 }
 
 /// Where a situation stands in this pass.
@@ -105,11 +116,15 @@ pub struct News {
     pub since: SystemTime,
 }
 
-/// What to tell after a pass, and the memory to keep once it was told.
+/// What to tell after a pass, and the memory to keep once it was told, or if no receiver took
+/// it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Review {
     pub news: Vec<News>,
     pub memory: Memory,
+    /// What was told before, unchanged, and the news that begin a situation as untold: the
+    /// next pass tells them again, from when they began, not from its own time.
+    pub untold: Memory,
 }
 
 /// Compare what is unresolved now with what was told. `observed`: whether the pass saw the
@@ -125,15 +140,31 @@ pub fn review(
     let at_ms = millis(at);
     let mut news = Vec::new();
     let mut memory = Memory::default();
+    let mut untold = Memory {
+        situations: told.situations.clone(),
+        untold: BTreeMap::new(),
+    };
     for (subject, condition) in now {
+        // Seen by an earlier pass whose notification no receiver took: it began then.
+        let began = match told.untold.get(subject) {
+            Some(u) if u.kind == condition.kind => u.since_ms,
+            _ => at_ms,
+        };
         let (stage, since_ms, told_ms) = match told.situations.get(subject) {
-            None => (Some(Stage::New), at_ms, at_ms),
-            Some(t) if t.kind != condition.kind => (Some(Stage::Changed), at_ms, at_ms),
+            None => (Some(Stage::New), began, at_ms),
+            Some(t) if t.kind != condition.kind => (Some(Stage::Changed), began, at_ms),
             Some(t) if at_ms.saturating_sub(t.told_ms) >= millis_of(repeat) => {
                 (Some(Stage::Ongoing), t.since_ms, at_ms)
             }
             Some(t) => (None, t.since_ms, t.told_ms),
         };
+        if matches!(stage, Some(Stage::New | Stage::Changed)) {
+            let waiting = Untold {
+                kind: condition.kind.to_string(),
+                since_ms,
+            };
+            untold.untold.insert(subject.clone(), waiting);
+        }
         if let Some(stage) = stage {
             news.push(News {
                 subject: subject.clone(),
@@ -169,7 +200,11 @@ pub fn review(
             since: time_of(t.since_ms),
         });
     }
-    Review { news, memory }
+    Review {
+        news,
+        memory,
+        untold,
+    }
 }
 
 /// What one pass leaves unresolved, by container: a failed action (`failed to create`), a
@@ -371,6 +406,41 @@ mod tests {
         assert_eq!(stages(&second), [("web".into(), Stage::Changed)]);
         assert_eq!(second.news[0].since, at(30));
         assert_eq!(second.memory.situations["web"].since_ms, millis(at(30)));
+    }
+
+    #[test]
+    fn a_situation_no_receiver_took_keeps_when_it_began_until_it_is_told() {
+        let failing = conditions_of(&[("web", "failed to create")]);
+        let first = review(&Memory::default(), &failing, true, at(0), HOUR);
+        assert_eq!(stages(&first), [("web".into(), Stage::New)]);
+        // Nobody took it: the next passes tell it again, as new, from when it began.
+        let mut memory = first.untold;
+        for secs in [60, 120] {
+            let again = review(&memory, &failing, true, at(secs), HOUR);
+            assert_eq!(stages(&again), [("web".into(), Stage::New)]);
+            assert_eq!(again.news[0].since, at(0));
+            memory = again.untold;
+        }
+        let told = review(&memory, &failing, true, at(180), HOUR);
+        assert_eq!(told.news[0].since, at(0));
+        assert_eq!(told.memory.situations["web"].since_ms, millis(at(0)));
+        assert!(told.memory.untold.is_empty());
+        // A change no one heard of keeps its own beginning; a resolution no one heard of is
+        // told again.
+        let missing = conditions_of(&[("web", "missing")]);
+        let changed = review(&told.memory, &missing, true, at(240), HOUR);
+        assert_eq!(stages(&changed), [("web".into(), Stage::Changed)]);
+        let again = review(&changed.untold, &missing, true, at(300), HOUR);
+        assert_eq!(stages(&again), [("web".into(), Stage::Changed)]);
+        assert_eq!(again.news[0].since, at(240));
+        let gone = review(&again.memory, &Conditions::new(), true, at(360), HOUR);
+        let still = review(&gone.untold, &Conditions::new(), true, at(420), HOUR);
+        assert_eq!(stages(&still), [("web".into(), Stage::Resolved)]);
+        // What began and ended while no receiver took anything is forgotten.
+        let brief = review(&Memory::default(), &failing, true, at(0), HOUR).untold;
+        let over = review(&brief, &Conditions::new(), true, at(60), HOUR);
+        assert!(over.news.is_empty());
+        assert_eq!(over.memory, Memory::default());
     }
 
     #[test]

@@ -17,6 +17,17 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
     write_atomic(path, contents, 0o600)
 }
 
+/// `write_private` for the state file: when `path` is a symlink, the file it points to is
+/// replaced (renamed over, the link itself would be, and the list would silently split in
+/// two), provided every link on the way is in a directory only this user or root can write.
+pub fn write_private_through(path: &Path, contents: &[u8]) -> Result<()> {
+    let (file, links) = follow(path)?;
+    for link in &links {
+        trusted(&directory_of(link), "state directory")?;
+    }
+    write_private(&file, contents)
+}
+
 /// Replace `path` atomically with `contents` and permissions `mode`, in an existing directory:
 /// temporary file beside it, fsync, rename, directory fsync. A reader sees the old file or the
 /// new one, never a mix; a crash never leaves an empty file.
@@ -81,6 +92,59 @@ pub fn trusted(path: &Path, what: &str) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Refuse the state file at `path` if anyone but this user or root could have written it or
+/// could point it elsewhere: the file, its directory, and when `path` is a symlink (a
+/// Kubernetes ConfigMap's files are), every link on the way and the directory it is in. A link
+/// that leads nowhere is named as such, rather than taken for a missing state file (whose
+/// next step, `snapshot`, would replace the link). Nothing to check if there is no file.
+pub fn trusted_state(path: &Path) -> Result<()> {
+    let (file, links) = follow(path)?;
+    if !file.exists() {
+        return Ok(());
+    }
+    let link = || format!("{} is a symlink to {}", path.display(), file.display());
+    if links.is_empty() {
+        trusted(&file, "state file")?;
+        return trusted(&directory_of(&file), "state directory");
+    }
+    for met in &links {
+        trusted(&directory_of(met), "state directory").with_context(link)?;
+    }
+    trusted(&file, "state file").with_context(link)?;
+    trusted(&directory_of(&file), "state directory").with_context(link)
+}
+
+/// The file `path` names in the end, following symbolic links one at a time, and the links
+/// met on the way (`path` first when it is one). A path that does not exist is its own end; a
+/// link whose target does not exist is an error that names both.
+pub fn follow(path: &Path) -> Result<(PathBuf, Vec<PathBuf>)> {
+    let mut at = path.to_path_buf();
+    let mut links = Vec::new();
+    // As many as the kernel follows (MAXSYMLINKS) before it gives up with ELOOP.
+    for _ in 0..40 {
+        let target = match fs::symlink_metadata(&at) {
+            Ok(meta) if meta.file_type().is_symlink() => fs::read_link(&at)
+                .with_context(|| format!("cannot read the symlink {}", at.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !links.is_empty() => bail!(
+                "{} is a symlink to {}, which does not exist; point the link at the state \
+                 file, or pass --state with the file's own path",
+                path.display(),
+                at.display()
+            ),
+            _ => return Ok((at, links)),
+        };
+        let next = match at.parent() {
+            Some(dir) => dir.join(target),
+            None => target,
+        };
+        links.push(std::mem::replace(&mut at, next));
+    }
+    bail!(
+        "{} is a symlink that leads to itself or too far (more than 40 links)",
+        path.display()
+    )
 }
 
 /// Create `dir` and its parents, 0700, unless it exists.

@@ -76,7 +76,7 @@ pub async fn acquire(
 
 fn open(path: &Path) -> Result<File> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        crate::ops::files::create_private_dir(dir)?;
+        crate::ops::files::create_private_dir(dir).map_err(|e| elsewhere(e, dir))?;
         // In a directory others can write, the lock file could be a planted symlink that
         // opening (and truncating) as root would follow.
         crate::ops::files::trusted(dir, "state directory")?;
@@ -89,6 +89,33 @@ fn open(path: &Path) -> Result<File> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("cannot open lock file {}", path.display()))
+        .map_err(|e| elsewhere(e, &crate::ops::files::directory_of(path)))
+}
+
+/// The lock cannot be made where it is asked for: a directory that is read-only (a
+/// Kubernetes ConfigMap, a read-only mount) or not this user's to write. Say so, and where
+/// else it can live.
+fn elsewhere(err: anyhow::Error, dir: &Path) -> anyhow::Error {
+    use std::io::ErrorKind;
+    let kind = err
+        .chain()
+        .find_map(|c| c.downcast_ref::<std::io::Error>())
+        .map(std::io::Error::kind);
+    let why = match kind {
+        Some(ErrorKind::ReadOnlyFilesystem) => "is on a read-only file system",
+        Some(ErrorKind::PermissionDenied) => "is not writable by this user",
+        _ => return err,
+    };
+    err.context(format!(
+        "the lock lives beside the state file, and {} {why}",
+        dir.display()
+    ))
+    .context(Hint(
+        "pass --run-dir DIR (or set GUESTLIST_RUN_DIR) to keep the lock and the restart history \
+         in a directory this user can write; snapshot, forget and restore write the state file \
+         itself too, so they need its directory writable"
+            .into(),
+    ))
 }
 
 /// The pid the current holder wrote, if it wrote one yet.

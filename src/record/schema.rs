@@ -252,10 +252,6 @@ fn nearest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
 /// Where `problem` is in the state file's `text`, as (line, column), both from 1: the field's
 /// name, or as near to it as the file goes. `None` if the text does not parse.
 pub fn locate(text: &str, problem: &Problem) -> Option<(usize, usize)> {
-    use jsonc_parser::ast::Value as Node;
-    let parsed = jsonc_parser::parse_to_ast(text, &Default::default(), &Default::default()).ok()?;
-    let mut node = parsed.value?;
-    let mut at = 0;
     let path = [
         vec![
             Step::Key("containers".into()),
@@ -265,7 +261,25 @@ pub fn locate(text: &str, problem: &Problem) -> Option<(usize, usize)> {
         problem.at.clone(),
     ]
     .concat();
-    for step in &path {
+    locate_path(text, &path)
+}
+
+/// Where the name of entry `entry` (from 0) is in the state file's `text`.
+pub fn locate_name(text: &str, entry: usize) -> Option<(usize, usize)> {
+    let path = [
+        Step::Key("containers".into()),
+        Step::Index(entry),
+        Step::Key("name".into()),
+    ];
+    locate_path(text, &path)
+}
+
+fn locate_path(text: &str, path: &[Step]) -> Option<(usize, usize)> {
+    use jsonc_parser::ast::Value as Node;
+    let parsed = jsonc_parser::parse_to_ast(text, &Default::default(), &Default::default()).ok()?;
+    let mut node = parsed.value?;
+    let mut at = 0;
+    for step in path {
         let next = match (step, node) {
             (Step::Key(key), Node::Object(object)) => object
                 .properties

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ops::files;
 use crate::record::rules::{AllowRule, Claims, Orchestrator, Scope};
+use crate::record::shape;
 use crate::record::spec::{ContainerSpec, EngineKind};
 
 /// The state file format this build reads and writes.
@@ -96,20 +97,17 @@ pub fn data_dir() -> Result<PathBuf> {
     Ok(base.data_dir().join("guestlist"))
 }
 
-/// Read and validate the state file at `path`, refusing one that others could have written.
+/// Read and validate the state file at `path`, refusing one that others could have written
+/// (through a symlink too: see `files::trusted_state`). `check` calls it as well, so that it
+/// says what the commands that act would say.
 pub fn load(path: &Path) -> Result<State, LoadError> {
-    if path.exists() {
-        files::trusted(path, "state file")?;
-        files::trusted(&files::directory_of(path), "state directory")?;
-    }
+    files::trusted_state(path)?;
     read(path)
 }
 
-/// Read and validate the state file at `path`, whoever could write it: for checking a list
-/// (under review, say) that is not used to act.
-pub fn read(path: &Path) -> Result<State, LoadError> {
-    let text = match fs::read_to_string(path) {
-        Ok(text) => text,
+fn read(path: &Path) -> Result<State, LoadError> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(LoadError::NotFound(path.to_path_buf()))
         }
@@ -119,7 +117,8 @@ pub fn read(path: &Path) -> Result<State, LoadError> {
                 .into())
         }
     };
-    parse(&text)
+    shape::text_of(&bytes)
+        .and_then(parse)
         .with_context(|| format!("invalid state file {}", path.display()))
         .map_err(LoadError::Malformed)
 }
@@ -131,6 +130,7 @@ pub fn parse(text: &str) -> Result<State> {
     struct Versioned {
         version: Option<serde_json::Value>,
     }
+    shape::one_object(text)?;
     let probe: Versioned = serde_json::from_str(text).map_err(located)?;
     match probe.version {
         Some(v) if v.as_u64() == Some(VERSION) => {}
@@ -151,6 +151,7 @@ pub fn parse(text: &str) -> Result<State> {
             entry.name = bare.to_string();
         }
     }
+    shape::unique_names(text, &state)?;
     validate(&state)?;
     check_entries(text, &state)?;
     for entry in &mut state.containers {
@@ -194,14 +195,6 @@ fn located(e: serde_json::Error) -> anyhow::Error {
 }
 
 fn validate(state: &State) -> Result<()> {
-    let mut names: Vec<&str> = state.containers.iter().map(|e| e.name.as_str()).collect();
-    names.sort_unstable();
-    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-        bail!(
-            "container {} is listed twice; edit the file to keep one entry",
-            w[0]
-        );
-    }
     if let Some(e) = state.containers.iter().find(|e| e.name.is_empty()) {
         bail!(
             "a container entry has an empty name (image {}); edit the file to name it",
@@ -236,7 +229,7 @@ fn engine_takes_name(name: &str) -> bool {
 pub fn save(path: &Path, state: &State) -> Result<()> {
     let mut json = serde_json::to_string_pretty(state).context("cannot serialize the state")?;
     json.push('\n');
-    files::write_private(path, json.as_bytes())
+    files::write_private_through(path, json.as_bytes())
         .with_context(|| format!("cannot write state file {}", path.display()))
 }
 

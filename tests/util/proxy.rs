@@ -18,6 +18,9 @@ pub enum Verdict {
     Forward,
     /// Answer 403 without bothering the engine.
     Refuse,
+    /// Answer with this status without bothering the engine, as something failing in front of
+    /// it (or in it) would: a redirect names a `Location`.
+    Answer(u16),
 }
 
 type Hook = dyn Fn(&str, &str) -> Verdict + Send + Sync;
@@ -138,16 +141,9 @@ fn serve(client: UnixStream, upstream: &Path, hook: &Hook, log: &Mutex<Vec<Strin
             Verdict::Forward => upstream
                 .write_all(head.as_bytes())
                 .and_then(|()| upstream.write_all(&body)),
-            Verdict::Refuse => {
-                let message = br#"{"message":"refused by the test proxy"}"#;
-                let answer = format!(
-                    "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\n\
-                     Content-Length: {}\r\n\r\n",
-                    message.len()
-                );
-                to_client_answers
-                    .write_all(answer.as_bytes())
-                    .and_then(|()| to_client_answers.write_all(message))
+            Verdict::Refuse => answer(&mut to_client_answers, 403, "refused by the test proxy"),
+            Verdict::Answer(status) => {
+                answer(&mut to_client_answers, status, "answered by the test proxy")
             }
         };
         if sent.is_err() {
@@ -155,6 +151,23 @@ fn serve(client: UnixStream, upstream: &Path, hook: &Hook, log: &Mutex<Vec<Strin
         }
     }
     let _ = upstream.shutdown(std::net::Shutdown::Both);
+}
+
+/// Write an answer with `status` and a JSON `message`, as the engine words its errors; a
+/// redirect points elsewhere.
+fn answer(to: &mut UnixStream, status: u16, message: &str) -> std::io::Result<()> {
+    let body = format!(r#"{{"message":"{message}"}}"#);
+    let location = match status {
+        300..=399 => "Location: https://elsewhere.invalid/v1.41/version\r\n",
+        _ => "",
+    };
+    let head = format!(
+        "HTTP/1.1 {status} Test\r\nContent-Type: application/json\r\n{location}\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    to.write_all(head.as_bytes())
+        .and_then(|()| to.write_all(body.as_bytes()))
 }
 
 /// One request: its head (request line and headers, with the blank line) and its body.
