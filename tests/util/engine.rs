@@ -195,6 +195,16 @@ impl OwnEngine {
         assert!(sent.is_ok_and(|s| s.success()), "cannot signal dockerd");
     }
 
+    /// Its directory (data root, exec root with containerd's socket, log).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The cgroup its containers run under; a process put there ends with the engine.
+    pub fn cgroup_parent(&self) -> String {
+        cgroup_parent(&self.dir)
+    }
+
     /// `unix:///...`, for `--host` and `DOCKER_HOST`.
     pub fn url(&self) -> String {
         format!("unix://{}", self.dir.join("docker.sock").display())
