@@ -24,12 +24,7 @@ use ops::log;
 fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            return ExitCode::from(log::usage_error(
-                &e,
-                cli::log_format_asked(std::env::args_os()),
-            ))
-        }
+        Err(e) => return log::usage_error(&e),
     };
     // Before anything can fail or warn, so that every line on stderr has the asked shape.
     log::init(

@@ -299,7 +299,9 @@ impl Session<'_> {
             Err(e) => {
                 let retry = self.resync.min(LOCK_RETRY);
                 let wait = humantime::format_duration(retry);
-                warn!("{}; trying again in {wait}", error::cause(&e));
+                // The next step stays with it: a read-only state directory wants --run-dir.
+                let hint = error::hint(&e);
+                warn!(hint, "{}; trying again in {wait}", error::cause(&e));
                 return Next::PassAt(Instant::now() + retry);
             }
         };
@@ -376,7 +378,9 @@ impl Session<'_> {
         }
         self.failed_passes = self.failed_passes.saturating_add(1);
         let retry = PASS_RETRY.delay(self.failed_passes).min(self.resync);
+        let hint = error::hint(&e);
         warn!(
+            hint,
             "the pass failed: {}; the engine answers, so the next pass comes in {}",
             error::cause(&e),
             humantime::format_duration(retry)

@@ -129,12 +129,12 @@ pub fn refusal(message: &str, hint: &str) {
     tell(Level::ERROR, message, Some(hint));
 }
 
-/// A usage error from the command line, told in the shape `--log-format` asks for, even
-/// though the command line did not parse: `format` is what could be read of it. Help and
-/// `--version` are no errors and go to stdout as they are. Returns clap's exit code (2 for a
-/// usage error).
-pub fn usage_error(err: &clap::Error, format: LogFormat) -> u8 {
-    let code = u8::try_from(err.exit_code()).unwrap_or(2);
+/// A usage error from the command line, told in the shape `--log-format` asks for, as far
+/// as the command line that did not parse can be read. Help and `--version` are no errors and
+/// go to stdout as they are. Ends with clap's exit code (2 for a usage error).
+pub fn usage_error(err: &clap::Error) -> std::process::ExitCode {
+    let code = std::process::ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
+    let format = crate::cli::log_format_asked(std::env::args_os());
     if !err.use_stderr() || format == LogFormat::Text {
         let _ = err.print();
         return code;
