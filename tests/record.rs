@@ -24,7 +24,7 @@ fn edit_entry(sb: &Sandbox, short: &str, change: impl FnOnce(&mut Value)) {
 
 /// Every command that reads the state exits 2 with all of `needles` on stderr, and the file
 /// and the container are as they were.
-fn refused_everywhere(sb: &Sandbox, needles: &[&str]) {
+pub fn refused_everywhere(sb: &Sandbox, needles: &[&str]) {
     let before = std::fs::read(sb.state_path()).expect("state");
     let path = sb.state_path().display().to_string();
     let check = ["check", path.as_str()];

@@ -52,5 +52,7 @@ mod replacement;
 mod safety;
 /// Each container stopped with its own signal and grace period; grace periods that overlap.
 mod shutdown;
+/// Values checked against the engine's own rules, the engine the oracle.
+mod validate;
 /// `guestlist watch` and the crash-loop backoff it shares with `enforce`.
 mod watch;

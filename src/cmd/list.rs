@@ -94,8 +94,8 @@ mod tests {
                 "scope": ["label=team=web"], "allow": ["name=ci-*"],
                 "containers": [
                   {"name": "db", "running": false,
-                   "spec": {"image": "postgres:16", "image_id": "sha256:0123456789abcdef"}},
-                  {"name": "web", "spec": {"image": "nginx:1", "image_id": "sha256:fedcba9876543210"}}
+                   "spec": {"image": "postgres:16", "image_id": "sha256:0123456789abcdef000000000000000000000000000000000000000000000000"}},
+                  {"name": "web", "spec": {"image": "nginx:1", "image_id": "sha256:fedcba9876543210000000000000000000000000000000000000000000000000"}}
                 ]}"#,
         )
         .unwrap();

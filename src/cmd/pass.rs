@@ -323,7 +323,7 @@ mod tests {
         } else {
             "[]"
         };
-        let entry = r#"{"name": "N", "spec": {"image": "i", "image_id": "sha256:1"}}"#;
+        let entry = r#"{"name": "N", "spec": {"image": "i", "image_id": "sha256:1111111111111111111111111111111111111111111111111111111111111111"}}"#;
         let entries: Vec<String> = (0..containers)
             .map(|i| entry.replace('N', &format!("c{i}")))
             .collect();

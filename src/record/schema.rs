@@ -36,6 +36,8 @@ pub struct Problem {
     /// From the entry's `spec`: `host_config`, `Memroy`.
     pub at: Vec<Step>,
     pub message: String,
+    /// Whether `at` starts at the entry itself (its `name`) rather than at its `spec`.
+    pub outside_spec: bool,
 }
 
 impl Problem {
@@ -104,6 +106,7 @@ pub fn check(containers: &[(String, &ContainerSpec)]) -> Vec<Problem> {
                 container: container.clone(),
                 at,
                 message,
+                outside_spec: false,
             })
         };
         let parts = [
@@ -252,15 +255,11 @@ fn nearest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
 /// Where `problem` is in the state file's `text`, as (line, column), both from 1: the field's
 /// name, or as near to it as the file goes. `None` if the text does not parse.
 pub fn locate(text: &str, problem: &Problem) -> Option<(usize, usize)> {
-    let path = [
-        vec![
-            Step::Key("containers".into()),
-            Step::Index(problem.entry),
-            Step::Key("spec".into()),
-        ],
-        problem.at.clone(),
-    ]
-    .concat();
+    let mut path = vec![Step::Key("containers".into()), Step::Index(problem.entry)];
+    if !problem.outside_spec {
+        path.push(Step::Key("spec".into()));
+    }
+    path.extend(problem.at.iter().cloned());
     locate_path(text, &path)
 }
 
@@ -457,6 +456,7 @@ mod tests {
             container: "web".into(),
             at: vec![Step::Key("host_config".into()), Step::Key("Memroy".into())],
             message: String::new(),
+            outside_spec: false,
         };
         assert_eq!(locate(text, &problem), Some((4, 21)));
     }
