@@ -452,6 +452,14 @@ mod tests {
         })
     }
 
+    /// A case `garbage_is_an_error_never_a_panic` found, kept as a plain test (proptest's own
+    /// regression files are not kept in the repository: see .gitignore).
+    #[test]
+    fn a_byte_order_mark_alone_is_refused_saying_where() {
+        let message = parse("\u{feff}").expect_err("a BOM parsed").to_string();
+        assert!(message.contains("line ") || message.contains("version"), "{message}");
+    }
+
     proptest::proptest! {
         #[test]
         fn garbage_is_an_error_never_a_panic(text in ".{0,200}") {
