@@ -457,7 +457,10 @@ mod tests {
     #[test]
     fn a_byte_order_mark_alone_is_refused_saying_where() {
         let message = parse("\u{feff}").expect_err("a BOM parsed").to_string();
-        assert!(message.contains("line ") || message.contains("version"), "{message}");
+        assert!(
+            message.contains("line ") || message.contains("version"),
+            "{message}"
+        );
     }
 
     proptest::proptest! {
