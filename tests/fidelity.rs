@@ -725,9 +725,11 @@ fn a_recreated_namespace_owner_takes_its_sharers_along() {
     assert!(sb.expect(&["enforce"], 0).starts_with("in sync"));
 }
 
-/// Podman removes no container that another shares a namespace with, so an owner cannot be
-/// deleted under its sharer, nor replaced: the pass says why and leaves both running.
+/// Podman removes no container that another shares a namespace with. The owner's replacement
+/// runs, the sharer is replaced onto it, and the old owner, which Podman keeps while the old
+/// sharer lived, stays set aside (drift that remains, exit 1) until the next pass removes it.
 fn podman_keeps_an_owner_its_sharers_need(sb: &Sandbox) {
+    let owner_before = sb.id("owner");
     sb.edit_state(|state| {
         let owner = state["containers"]
             .as_array_mut()
@@ -739,9 +741,14 @@ fn podman_keeps_an_owner_its_sharers_need(sb: &Sandbox) {
     });
     let out = sb.expect(&["enforce"], 1);
     assert!(
-        out.contains(&format!("! {}", sb.name("owner"))) && out.contains("dependent containers"),
+        out.contains("dependent containers") && out.contains("stays stopped as"),
         "{out}"
     );
+    assert_ne!(sb.id("owner"), owner_before, "{out}");
     assert_eq!(sb.inspect("owner")["State"]["Status"], "running");
     assert_eq!(sb.inspect("sharer")["State"]["Status"], "running");
+    let mode = sb.inspect("sharer")["HostConfig"]["NetworkMode"].clone();
+    assert_eq!(mode, json!(format!("container:{}", sb.id("owner"))));
+    let out = sb.expect(&["enforce"], 0);
+    assert!(!sb.exists("owner-guestlist-old"), "{out}");
 }
