@@ -61,7 +61,7 @@ pub fn plan(state: &State, observed: &[Observed]) -> Plan {
             removing.push(entry.name.clone());
             continue;
         }
-        if let Some(aside) = set_aside(&by_name, &entry.name) {
+        if let Some(aside) = set_aside(state, &by_name, &entry.name) {
             set_aside_handled.insert(aside.name.clone());
             match interrupted(entry, live, aside) {
                 Interrupted::Finished(removal) => leftovers.push(removal),
@@ -138,11 +138,28 @@ pub fn plan(state: &State, observed: &[Observed]) -> Plan {
 
 /// The container a replacement of `name` set aside, when there is one: stopped (a replacement
 /// stops it before it renames it), under `NAME-guestlist-old`.
-fn set_aside<'a>(by_name: &HashMap<&str, &'a Observed>, name: &str) -> Option<&'a Observed> {
+fn set_aside<'a>(
+    state: &State,
+    by_name: &HashMap<&str, &'a Observed>,
+    name: &str,
+) -> Option<&'a Observed> {
     by_name
         .get(set_aside_name(name).as_str())
         .copied()
         .filter(|o| !o.status.is_running() && o.status != Status::Removing)
+        .filter(|o| might_be_a_leftover(state, o))
+}
+
+/// A container under a name a replacement uses can be what an interrupted one left only when
+/// nothing else claims it: one on the list itself, tolerated by an allow rule or guestlist's
+/// own is someone's container, never cleared or renamed as a leftover.
+fn might_be_a_leftover(state: &State, o: &Observed) -> bool {
+    state.entry(&o.name).is_none()
+        && !o.runs_guestlist
+        && !state
+            .allow
+            .iter()
+            .any(|r| r.matches(&o.name, &o.image, &o.labels))
 }
 
 /// What a pass does about a replacement of `entry` that an earlier pass began and never
@@ -201,6 +218,9 @@ fn interrupted(entry: &Entry, live: Option<&Observed>, aside: &Observed) -> Inte
 fn unstarted_replacement(state: &State, o: &Observed) -> Option<Action> {
     let of = o.name.strip_suffix(REPLACEMENT_SUFFIX)?;
     state.entry(of)?;
+    if !might_be_a_leftover(state, o) {
+        return None;
+    }
     (o.status == Status::Created).then(|| Action::Remove {
         name: o.name.clone(),
         id: o.id.clone(),

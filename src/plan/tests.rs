@@ -478,3 +478,27 @@ fn what_an_interrupted_replacement_left_converges_without_counting_as_removals()
     );
     assert_eq!(plan.removal_count(), 1);
 }
+
+#[test]
+fn a_container_the_list_or_an_allow_rule_claims_is_never_taken_for_a_leftover() {
+    use crate::record::rules::AllowRule;
+    // Listed itself: left as the list says, never removed nor renamed as a leftover.
+    let web = entry("web");
+    let mut listed_aside = entry("web-guestlist-old").observed();
+    listed_aside.running = false;
+    listed_aside.status = Status::Exited;
+    let plan = super::plan(
+        &state(vec![entry("web"), entry("web-guestlist-old")]),
+        &[web.observed(), listed_aside],
+    );
+    assert_eq!(markers(&plan), vec![vec!["> web-guestlist-old"]]);
+    assert_eq!(plan.removal_count(), 0);
+    // Tolerated by an allow rule: left alone, and never given the name.
+    let mut tolerant = state(vec![entry("web")]);
+    tolerant.allow = vec!["name=web-guestlist-*".parse::<AllowRule>().unwrap()];
+    let aside = left(&web, "web-guestlist-old", Status::Exited);
+    let unstarted = left(&web, "web-guestlist-new", Status::Created);
+    let plan = super::plan(&tolerant, &[aside, unstarted]);
+    assert_eq!(markers(&plan), vec![vec!["+ web"]]);
+    assert_eq!(plan.tolerated.len(), 2);
+}
