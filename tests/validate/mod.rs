@@ -116,7 +116,9 @@ fn check_refuses_exactly_what_the_engine_refuses() {
     };
 
     // Eight at a time: each value is a create and a start, about 320 of them per engine.
-    const AT_ONCE: usize = 8;
+    // One at a time until the corpus is shown free of values that clash when sent together
+    // (eight at once disagreed once on Docker 26: see the issue 24 note).
+    const AT_ONCE: usize = 1;
     let refusals: Vec<Option<String>> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..AT_ONCE)
             .map(|worker| {
