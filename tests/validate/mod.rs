@@ -115,7 +115,6 @@ fn check_refuses_exactly_what_the_engine_refuses() {
         ))
     };
 
-    // Eight at a time: each value is a create and a start, about 320 of them per engine.
     // One at a time until the corpus is shown free of values that clash when sent together
     // (eight at once disagreed once on Docker 26: see the issue 24 note).
     const AT_ONCE: usize = 1;
